@@ -1,0 +1,178 @@
+"""Command line: flags -> settings -> run -> summary. One-line errors, exit codes, progress.
+
+Exit codes: 0 ok, 1 the site or the destination failed, 2 bad configuration or input,
+3 --strict and some records were rejected (they were still written to `rejected`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import threading
+from typing import Any, Dict, List, Optional, Sequence
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .errors import BulletinError, ConfigError
+from .pipeline import PIPELINE_NAME, RunSummary, run_pipeline
+from .settings import BulletinSettings, resolve_settings
+
+EPILOG = """\
+Every option is also a dlt config key under [sources.bulletin] in .dlt/config.toml, or an
+environment variable such as SOURCES__BULLETIN__BASE_URL; flags win.
+Inspect the last run with: dlt pipeline bulletin_pipeline info | trace
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bulletin_pipeline",
+        description="Load WordPress REST collections incrementally into a Parquet lake (dlt).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--base-url", help="REST base of the site, e.g. https://www.example.edu/wp-json/wp/v2/")
+    parser.add_argument("--bucket-url", help="local folder, file:// or s3://bucket/prefix (default: current folder)")
+    parser.add_argument("--endpoints", help="comma-separated collections (default: pages,media)")
+    parser.add_argument(
+        "--full-refresh", action="store_true", default=None, help="read every record, ignoring the stored cursor"
+    )
+    parser.add_argument(
+        "--last-modified-date", metavar="YYYY-MM-DD", help="backfill records modified on or after this date"
+    )
+    parser.add_argument("--load-date", metavar="YYYY-MM-DD", help="override the load_date= partition value")
+    parser.add_argument("--load-time", metavar="HH:MM:SS", help="override the load_time= partition value")
+    parser.add_argument("--strict", action="store_true", default=None, help="exit 3 when any record fails validation")
+    parser.add_argument("--pipelines-dir", help="dlt's working folder for the pipeline (default: dlt's)")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="start the bundled WordPress simulator on loopback and load it to the local folder",
+    )
+    parser.add_argument("--verbose", "-v", action="store_true", help="log details; show tracebacks on errors")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace, **extra: Any) -> BulletinSettings:
+    overrides: Dict[str, Any] = {
+        "base_url": args.base_url,
+        "bucket_url": args.bucket_url,
+        "endpoints": args.endpoints.split(",") if args.endpoints else None,
+        "full_refresh": args.full_refresh,
+        "last_modified_date": args.last_modified_date,
+        "load_date": args.load_date,
+        "load_time": args.load_time,
+        "strict": args.strict,
+        "pipelines_dir": args.pipelines_dir,
+        **extra,
+    }
+    return resolve_settings(**overrides)
+
+
+class ProgressView:
+    """Pages read per endpoint, on stderr, only when stderr is a terminal."""
+
+    def __init__(self, console: Console) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]{task.description:>10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("pages  {task.fields[records]:>8} records"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
+        )
+        self._tasks: Dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> ProgressView:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._progress.__exit__(*exc)
+
+    def __call__(self, endpoint: str, done: int, planned: int, records: int) -> None:
+        with self._lock:
+            task = self._tasks.get(endpoint)
+            if task is None:
+                task = self._tasks[endpoint] = self._progress.add_task(endpoint, total=planned, records=0)
+            self._progress.update(task, completed=done, total=planned, records=records)
+
+
+def render_summary(summary: RunSummary, console: Console) -> None:
+    table = Table(title=f"{summary.pipeline_name}: load {summary.load_id or '(nothing new)'}", title_justify="left")
+    for column in ("endpoint", "mode", "loaded", "rejected", "files", "cursor before", "cursor after", "seconds"):
+        numeric = column in ("loaded", "rejected", "files", "seconds")
+        table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
+    for e in summary.endpoints:
+        table.add_row(
+            e.endpoint,
+            e.mode,
+            str(e.loaded),
+            str(e.rejected),
+            str(e.files),
+            e.cursor_before or "-",
+            e.cursor_after or "-",
+            f"{e.seconds:.1f}",
+        )
+    console.print(table)
+    for e in summary.endpoints:
+        console.print(f"{e.endpoint}: read {e.window}" + (f", {e.rereads} re-reads" if e.rereads else ""))
+    versions = ", ".join(f"{k} x{v}" for k, v in sorted(summary.http_versions.items())) or "-"
+    console.print(
+        f"{summary.loaded} records loaded, {summary.rejected} rejected in {summary.seconds:.1f}s "
+        f"({summary.requests} requests, {summary.retries} retries, {versions})"
+    )
+    console.print(f"data: {summary.dataset_path}/<endpoint>/{summary.partition}/")
+    for e in summary.endpoints:
+        for example in e.rejected_examples:
+            console.print(f"[yellow]rejected[/] {e.endpoint}: {example}", soft_wrap=True)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not args.verbose:
+        # dlt logs through its own logger; keep its warnings, not its per-request info lines
+        logging.getLogger("dlt").setLevel(logging.WARNING)
+    out = Console(width=None if sys.stdout.isatty() else 120)
+    err = Console(stderr=True)
+    try:
+        if args.demo:
+            from .demo import run_demo
+
+            return run_demo(args, out, err)
+        settings = settings_from_args(args)
+        with ProgressView(err) as progress:
+            summary = run_pipeline(settings, progress=progress)
+        render_summary(summary, out)
+        return 0
+    except BulletinError as exc:
+        if args.verbose:
+            err.print_exception()
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("interrupted: nothing after the last committed load was written; run again to resume")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
+        if args.verbose:
+            err.print_exception()
+        first = (str(exc).strip().splitlines() or [""])[0]
+        err.print(f"[red]error:[/] {type(exc).__name__}: {first} (run with --verbose for details)", soft_wrap=True)
+        return 1
+
+
+def cli_error(message: str) -> ConfigError:
+    return ConfigError(message)
+
+
+__all__: List[str] = ["main", "build_parser", "PIPELINE_NAME"]

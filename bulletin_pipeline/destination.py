@@ -1,0 +1,58 @@
+"""dlt's filesystem destination, set up for the lake: bucket, layout, partition time, compression.
+
+The lake is `{bucket_url}/{dataset_name}/`; dlt's own bookkeeping (`_dlt_loads`,
+`_dlt_pipeline_state`, `_dlt_version`) lives beside the collection folders and ignores the
+layout. Partition values come from one timestamp per run (`current_datetime`), so every file of a
+run lands in the same `load_date=/load_time=` folder, overridable with --load-date/--load-time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Optional
+
+import pendulum
+from dlt.destinations import filesystem
+
+from .settings import BulletinSettings, parse_date, parse_time
+
+DATASET_NAME = "bulletin_raw"
+
+
+def partition_datetime(settings: BulletinSettings, now: dt.datetime) -> pendulum.DateTime:
+    """The run's partition timestamp (UTC), with the --load-date/--load-time overrides applied."""
+    moment = now.astimezone(dt.UTC)
+    if settings.load_date:
+        day = parse_date(settings.load_date, "--load-date")
+        moment = moment.replace(year=day.year, month=day.month, day=day.day)
+    if settings.load_time:
+        clock = parse_time(settings.load_time, "--load-time")
+        moment = moment.replace(hour=clock.hour, minute=clock.minute, second=clock.second)
+    return pendulum.instance(moment.replace(microsecond=0), tz="UTC")
+
+
+def normalized_bucket_url(bucket_url: str) -> str:
+    """Local folders become absolute: dlt keys restored state on the destination's location."""
+    if "://" in bucket_url:
+        return bucket_url
+    return os.path.abspath(bucket_url)
+
+
+def make_destination(settings: BulletinSettings, now: dt.datetime, bucket_url: Optional[str] = None) -> filesystem:
+    assert settings.bucket_url is not None
+    return filesystem(
+        bucket_url=normalized_bucket_url(bucket_url or settings.bucket_url),
+        layout=settings.layout,
+        current_datetime=partition_datetime(settings, now),
+    )
+
+
+def configure_parquet(settings: BulletinSettings) -> None:
+    """Parquet writer options go through dlt's config (the arrow path writes during extract)."""
+    for section in (
+        "NORMALIZE__DATA_WRITER__COMPRESSION",
+        "EXTRACT__DATA_WRITER__COMPRESSION",
+        "DATA_WRITER__COMPRESSION",
+    ):
+        os.environ.setdefault(section, settings.compression)

@@ -1,0 +1,51 @@
+"""Errors a user can act on. Each one renders as a single line; the CLI prints it without a
+traceback (unless --verbose) and exits non-zero."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+class BulletinError(Exception):
+    """Base class: `str(err)` is the one-line, actionable message."""
+
+    exit_code = 1
+
+
+class ConfigError(BulletinError):
+    exit_code = 2
+
+
+class WordPressError(BulletinError):
+    """The WordPress site answered something we cannot load (4xx, 5xx after retries, non-JSON)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str = "",
+        status: Optional[int] = None,
+        code: Optional[str] = None,
+    ) -> None:
+        super().__init__(message)
+        self.url = url
+        self.status = status
+        self.code = code
+
+
+class WordPressUnreachable(WordPressError):
+    """Connection refused, DNS failure, timeouts or resets, after every retry."""
+
+
+class InconsistentListing(WordPressError):
+    """The collection kept shifting under us for longer than the re-read budget."""
+
+
+class RejectedRecords(BulletinError):
+    """--strict and at least one record failed validation (the records were still written)."""
+
+    exit_code = 3
+
+
+class DestinationError(BulletinError):
+    """The destination (local folder or S3 bucket) cannot be written."""

@@ -1,0 +1,237 @@
+"""One run: restore state, plan each endpoint's window, extract + load with dlt, summarise.
+
+This is the library entry point (`run_pipeline`) for schedulers and orchestrators; the CLI only
+turns flags into settings and renders the summary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+import dlt
+from dlt.common.pipeline import LoadInfo
+from dlt.pipeline.exceptions import PipelineStepFailed
+
+from .destination import DATASET_NAME, configure_parquet, make_destination
+from .envelope import Envelope
+from .errors import BulletinError, ConfigError, DestinationError, RejectedRecords
+from .settings import BulletinSettings
+from .source import REJECTED_TABLE, SOURCE_NAME, api_resource_name, bulletin_source
+from .window import WindowPlan, plan_window
+from .wordpress import ProgressCallback, Transport, WordPressSession
+
+PIPELINE_NAME = "bulletin_pipeline"
+DEMO_SITE_ID = "demo: bundled WordPress simulator"
+
+
+@dataclass
+class EndpointSummary:
+    endpoint: str
+    mode: str
+    window: str
+    loaded: int = 0
+    rejected: int = 0
+    duplicates_skipped: int = 0
+    files: int = 0
+    cursor_before: Optional[str] = None
+    cursor_after: Optional[str] = None
+    seconds: float = 0.0
+    rereads: int = 0
+    rejected_examples: List[str] = field(default_factory=list)
+
+
+@dataclass
+class RunSummary:
+    pipeline_name: str
+    dataset_path: str
+    load_id: Optional[str]
+    partition: str
+    endpoints: List[EndpointSummary]
+    seconds: float
+    requests: int
+    retries: int
+    http_versions: Dict[str, int]
+
+    @property
+    def rejected(self) -> int:
+        return sum(e.rejected for e in self.endpoints)
+
+    @property
+    def loaded(self) -> int:
+        return sum(e.loaded for e in self.endpoints)
+
+
+def make_pipeline(settings: BulletinSettings, now: Optional[dt.datetime] = None) -> dlt.Pipeline:
+    return dlt.pipeline(
+        pipeline_name=PIPELINE_NAME,
+        destination=make_destination(settings, now or dt.datetime.now(dt.UTC)),
+        dataset_name=DATASET_NAME,
+        pipelines_dir=settings.pipelines_dir,  # type: ignore[arg-type]
+    )
+
+
+def stored_cursor(pipeline: dlt.Pipeline, endpoint: str) -> Optional[str]:
+    """The `modified` cursor dlt keeps for an endpoint's rest_api resource (None before any run)."""
+    state: Any = pipeline.state
+    try:
+        value = state["sources"][SOURCE_NAME]["resources"][api_resource_name(endpoint)]["incremental"]["modified"][
+            "last_value"
+        ]
+    except (KeyError, TypeError):
+        return None
+    return str(value) if value is not None else None
+
+
+def restore_state(pipeline: dlt.Pipeline) -> None:
+    """Pull the newest state from the lake when it is newer than the local one (fresh runners)."""
+    try:
+        pipeline.sync_destination()
+    except Exception as exc:  # noqa: BLE001 - rendered as one line for the user
+        raise DestinationError(
+            f"cannot read the destination {pipeline.destination.config_params.get('bucket_url', '')}: "  # type: ignore[union-attr]
+            f"{_first_line(exc)}"
+        ) from exc
+
+
+def stored_site(pipeline: dlt.Pipeline) -> Optional[str]:
+    state: Any = pipeline.state
+    try:
+        return state["sources"][SOURCE_NAME]["site"]  # type: ignore[no-any-return]
+    except (KeyError, TypeError):
+        return None
+
+
+def check_site(pipeline: dlt.Pipeline, settings: BulletinSettings) -> None:
+    """Cursors are only meaningful for the site that produced them: reusing, say, the demo's
+    cursor against the real catalog would silently skip every record older than it."""
+    site = stored_site(pipeline)
+    if site and site != settings.site_id:
+        raise ConfigError(
+            f"the stored state of pipeline {PIPELINE_NAME} belongs to {site!r}, not {settings.site_id!r}; "
+            "use another --bucket-url and --pipelines-dir for this site, or reset the old state with "
+            f"`dlt pipeline {PIPELINE_NAME} drop --drop-all` (and remove its lake folder)"
+        )
+
+
+def run_pipeline(
+    settings: BulletinSettings,
+    progress: Optional[ProgressCallback] = None,
+    now: Optional[dt.datetime] = None,
+) -> RunSummary:
+    started = time.monotonic()
+    inserted_at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    configure_parquet(settings)
+    pipeline = make_pipeline(settings, inserted_at)
+    restore_state(pipeline)
+    check_site(pipeline, settings)
+
+    plans: Dict[str, WindowPlan] = {}
+    for endpoint in settings.endpoints:
+        incremental = settings.collection(endpoint).incremental
+        plans[endpoint] = plan_window(endpoint, settings, stored_cursor(pipeline, endpoint), incremental)
+
+    envelopes: Dict[str, Envelope] = {}
+    transport = Transport(settings.http)
+    session = WordPressSession(transport)
+    try:
+        source = bulletin_source(
+            settings,
+            plans,
+            session,
+            inserted_at,
+            progress=progress,
+            on_envelope=lambda env: envelopes.__setitem__(env.endpoint, env),
+        )
+        info = _run(pipeline, source)
+    finally:
+        transport.close()
+
+    summaries = []
+    for endpoint in settings.endpoints:
+        plan = plans[endpoint]
+        env = envelopes.get(endpoint)
+        summary = EndpointSummary(
+            endpoint=endpoint,
+            mode=plan.mode,
+            window=plan.describe(),
+            cursor_before=plan.stored_cursor,
+            cursor_after=stored_cursor(pipeline, endpoint),
+            files=_files_written(info, endpoint),
+        )
+        if env is not None:
+            summary.loaded = env.stats.loaded
+            summary.rejected = env.stats.rejected
+            summary.duplicates_skipped = env.stats.duplicates
+            summary.rejected_examples = env.stats.rejected_examples
+            if env.stats.first_at is not None and env.stats.last_at is not None:
+                summary.seconds = round(env.stats.last_at - started, 3)
+        summaries.append(summary)
+
+    run = RunSummary(
+        pipeline_name=PIPELINE_NAME,
+        dataset_path=f"{pipeline.destination.config_params.get('bucket_url', '')}/{DATASET_NAME}",  # type: ignore[union-attr]
+        load_id=info.loads_ids[0] if info and info.loads_ids else None,
+        partition=make_destination(settings, inserted_at)
+        .config_params["current_datetime"]
+        .strftime("load_date=%Y-%m-%d/load_time=%H:%M:%S"),
+        endpoints=summaries,
+        seconds=round(time.monotonic() - started, 3),
+        requests=transport.stats.requests,
+        retries=transport.stats.retries,
+        http_versions=dict(transport.stats.http_versions),
+    )
+    if settings.strict and run.rejected:
+        raise RejectedRecords(
+            f"{run.rejected} record(s) failed validation (written to the `{REJECTED_TABLE}` table); "
+            f"first: {next(e.rejected_examples[0] for e in summaries if e.rejected_examples)}"
+        )
+    return run
+
+
+def _run(pipeline: dlt.Pipeline, source: Any) -> LoadInfo:
+    try:
+        info = pipeline.run(source, loader_file_format="parquet")
+    except PipelineStepFailed as exc:
+        cause = _find_cause(exc)
+        if isinstance(cause, BulletinError):
+            raise cause from exc
+        step = exc.step
+        if step == "load" or step == "sync":
+            raise DestinationError(f"writing to the destination failed ({step}): {_first_line(cause)}") from exc
+        raise BulletinError(f"{step} step failed: {_first_line(cause)}") from exc
+    info.raise_on_failed_jobs()
+    return info
+
+
+def _find_cause(exc: BaseException) -> BaseException:
+    """The innermost exception: dlt wraps a resource's error in several layers."""
+    seen = set()
+    current: BaseException = exc
+    while id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, BulletinError):
+            return current
+        nxt = current.__cause__ or current.__context__
+        if nxt is None:
+            break
+        current = nxt
+    return current
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else "") or type(exc).__name__
+
+
+def _files_written(info: Optional[LoadInfo], table: str) -> int:
+    if info is None:
+        return 0
+    count = 0
+    for package in info.load_packages:
+        for job in package.jobs.get("completed_jobs", []):
+            if job.job_file_info.table_name == table:
+                count += 1
+    return count

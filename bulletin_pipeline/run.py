@@ -1,0 +1,14 @@
+"""Runnable pipeline script, as `dlt init` lays it out: `python bulletin_pipeline/run.py --help`."""
+
+import os
+import sys
+
+if __package__ in (None, ""):
+    # Run as a script, Python puts this folder first on sys.path, where our module names
+    # (settings, source, pipeline...) would shadow top-level ones: use the repository root instead.
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+from bulletin_pipeline.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""Typed settings, read through dlt's config providers.
+
+Every knob lives under the `sources.bulletin` section, so it can come from `.dlt/config.toml`,
+`.dlt/secrets.toml` or an environment variable (`SOURCES__BULLETIN__BASE_URL`,
+`SOURCES__BULLETIN__HTTP__MAX_CONNECTIONS`, ...). Command-line flags are passed to
+`resolve_settings` as explicit values and therefore win over every provider.
+The defaults are the original Dagster pipeline's `config.json` defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from typing import Any, Dict, List, Optional
+
+import dlt
+from dlt.common.configuration import configspec, resolve_configuration
+from dlt.common.configuration.specs import BaseConfiguration
+
+from .errors import ConfigError
+
+SECTIONS = ("sources", "bulletin")
+DEFAULT_BUCKET_URL = "."  # the lake is {bucket_url}/{dataset_name}: ./bulletin_raw/
+DEFAULT_LAYOUT = "{table_name}/load_date={YYYY}-{MM}-{DD}/load_time={HH}:{mm}:{ss}/{load_id}.{file_id}.{ext}"
+# WordPress's own format for `modified`: site-local, no zone, whole seconds.
+WP_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
+_COLLECTION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+@configspec
+class HttpSettings(BaseConfiguration):
+    """Connection pool, timeouts and retry policy (the original's `http_client` block)."""
+
+    max_connections: int = 50
+    max_keepalive_connections: int = 20
+    connect_timeout: float = 10.0
+    total_timeout: float = 30.0
+    http2: bool = True
+    max_attempts: int = 5
+    backoff_initial: float = 5.0
+    backoff_max: float = 60.0
+    verify: Optional[str] = None
+    """`None` verifies TLS with the system CAs; a path uses that CA bundle; "false" disables."""
+
+
+@configspec
+class CollectionSettings(BaseConfiguration):
+    """Per-collection overrides; a collection needs none of these to be loaded."""
+
+    path: Optional[str] = None
+    """REST path below `base_url` when it differs from the name (custom post types' `rest_base`)."""
+    incremental: bool = True
+    """False for collections without `modified` (categories, tags, users): read fully every run."""
+    params: Optional[Dict[str, Any]] = None
+
+
+@configspec
+class BulletinSettings(BaseConfiguration):
+    base_url: Optional[str] = None
+    endpoints: List[str] = dataclasses.field(default_factory=lambda: ["pages", "media"])
+    per_page: int = 100
+    default_baseline_datetime: str = "2000-01-01T00:00:00"
+    overlap_seconds: int = 7200
+    """How far each incremental run re-reads behind the stored cursor (see window.py)."""
+    strict: bool = False
+    full_refresh: bool = False
+    last_modified_date: Optional[str] = None
+    load_date: Optional[str] = None
+    load_time: Optional[str] = None
+    bucket_url: Optional[str] = None
+    layout: str = DEFAULT_LAYOUT
+    compression: str = "snappy"
+    pipelines_dir: Optional[str] = None
+    max_reread_attempts: int = 5
+    site_id: Optional[str] = None
+    """Which site the stored state belongs to (default: base_url); a mismatch stops the run."""
+    http: HttpSettings = dataclasses.field(default_factory=HttpSettings)
+    collections: Optional[Dict[str, Any]] = None
+
+    def on_resolved(self) -> None:
+        if self.bucket_url is None:
+            self.bucket_url = dlt.config.get("destination.filesystem.bucket_url") or DEFAULT_BUCKET_URL
+
+    def collection(self, name: str) -> CollectionSettings:
+        raw = (self.collections or {}).get(name) or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"collections.{name} must be a table of settings, got {raw!r}")
+        unknown = set(raw) - {"path", "incremental", "params"}
+        if unknown:
+            raise ConfigError(
+                f"collections.{name}: unknown key(s) {', '.join(sorted(unknown))}; allowed: path, incremental, params"
+            )
+        return CollectionSettings(**raw)
+
+
+def resolve_settings(**overrides: Any) -> BulletinSettings:
+    """Resolve settings from dlt's providers, with non-None `overrides` (CLI flags) winning."""
+    explicit = {k: v for k, v in overrides.items() if v is not None}
+    http_overrides = explicit.pop("http", None)
+    try:
+        settings = resolve_configuration(BulletinSettings(), sections=SECTIONS, explicit_value=explicit)
+    except Exception as exc:  # dlt's config errors are multi-line; keep the first line
+        raise ConfigError(f"invalid configuration: {str(exc).strip().splitlines()[0]}") from exc
+    if http_overrides:
+        for key, value in http_overrides.items():
+            setattr(settings.http, key, value)
+    validate(settings)
+    return settings
+
+
+def validate(settings: BulletinSettings) -> None:
+    """Fail early, in one line, on settings that would only fail later in the middle of a load."""
+    if not settings.base_url:
+        raise ConfigError(
+            "base_url is not set: pass --base-url https://site/wp-json/wp/v2/ (or --demo), "
+            "or set sources.bulletin.base_url in .dlt/config.toml / SOURCES__BULLETIN__BASE_URL"
+        )
+    if not re.match(r"^https?://[^/\s]+", settings.base_url):
+        raise ConfigError(
+            f"base_url {settings.base_url!r} is not an http(s) URL; "
+            "expected the REST base, e.g. https://www.example.edu/wp-json/wp/v2/"
+        )
+    if not settings.base_url.endswith("/"):
+        settings.base_url += "/"
+    if not settings.site_id:
+        settings.site_id = settings.base_url
+    if isinstance(settings.endpoints, str):
+        settings.endpoints = [e for e in settings.endpoints.split(",")]
+    settings.endpoints = [e.strip() for e in settings.endpoints if e and e.strip()]
+    if not settings.endpoints:
+        raise ConfigError("endpoints is empty: name at least one collection, e.g. --endpoints pages,media")
+    for name in settings.endpoints:
+        if not _COLLECTION_NAME.match(name):
+            raise ConfigError(f"endpoint name {name!r} is not a WordPress collection name (a-z, 0-9, _ or -)")
+        settings.collection(name)  # validates overrides
+    if len(set(settings.endpoints)) != len(settings.endpoints):
+        raise ConfigError(f"endpoints lists a collection twice: {','.join(settings.endpoints)}")
+    if not 1 <= settings.per_page <= 100:
+        raise ConfigError(f"per_page must be between 1 and 100 (WordPress's limit), got {settings.per_page}")
+    parse_wp_datetime(settings.default_baseline_datetime, "default_baseline_datetime")
+    if settings.last_modified_date is not None:
+        parse_date(settings.last_modified_date, "--last-modified-date")
+    if settings.load_date is not None:
+        parse_date(settings.load_date, "--load-date")
+    if settings.load_time is not None:
+        parse_time(settings.load_time, "--load-time")
+    if settings.overlap_seconds < 0:
+        raise ConfigError(f"overlap_seconds must be >= 0, got {settings.overlap_seconds}")
+    if settings.compression not in ("none", "snappy", "gzip", "brotli", "lz4", "zstd"):
+        raise ConfigError(f"compression {settings.compression!r} is not one of none, snappy, gzip, brotli, lz4, zstd")
+    http = settings.http
+    if http.max_connections < 1 or http.max_attempts < 1:
+        raise ConfigError("http.max_connections and http.max_attempts must be >= 1")
+
+
+def parse_date(value: str, what: str) -> dt.date:
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{what} {value!r} is not a date in YYYY-MM-DD form, e.g. 2024-01-15") from None
+
+
+def parse_time(value: str, what: str) -> dt.time:
+    try:
+        if not re.fullmatch(r"\d{2}:\d{2}:\d{2}", value):
+            raise ValueError
+        return dt.time.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{what} {value!r} is not a time in HH:MM:SS form, e.g. 06:30:00") from None
+
+
+def parse_wp_datetime(value: str, what: str) -> dt.datetime:
+    try:
+        return dt.datetime.strptime(value, WP_DATETIME_FORMAT)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} {value!r} is not a WordPress datetime in YYYY-MM-DDTHH:MM:SS form") from None

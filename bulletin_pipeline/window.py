@@ -1,0 +1,145 @@
+"""The incremental window: which records a run asks for, and why none is lost or written twice.
+
+WordPress filters `modified_after` STRICTLY against the site-local `modified` column at one-second
+resolution. Two ways a record can slip behind a cursor that only moves forward:
+
+* same second: the previous run read second S (cursor = S); a record edited later in S has
+  `modified == S` and is excluded by `modified_after=S`;
+* daylight saving: when the site clock falls back, local time repeats an hour, so a record edited
+  after the previous run can carry a local `modified` up to an hour *before* the cursor;
+* (also: a record edited while a run is in progress may be skipped by that run's offset windows).
+
+So every incremental run re-reads `overlap_seconds` (default 2 h: the repeated hour plus margin)
+behind the stored cursor, through dlt's `lag`, and sends the lagged value as `modified_after` via
+the `{incremental.start_value}` placeholder. dlt turns its own boundary dedup off when `lag` is set,
+so the overlap is deduplicated here: `WrittenVersions` remembers, in dlt resource state, the
+version of every record written inside the overlap horizon and drops a record whose version was
+already written. A version is `id` + `modified_gmt` (not a hash - WordPress renders some HTML
+differently per request - and not local `modified`, which repeats during the DST hour).
+
+The cursor itself is dlt's: it is committed with the load package, so a run that fails before its
+data is written leaves the stored cursor where it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Dict, MutableMapping, Optional
+
+from .settings import WP_DATETIME_FORMAT, BulletinSettings, parse_date
+
+# Full refresh of a collection that has no cursor yet: a floor below any real `modified`.
+EARLIEST = "1900-01-01T00:00:00"
+# Stateless runs (backfill) need an end_value; dlt treats the end as exclusive.
+FAR_FUTURE = "9999-12-31T23:59:59"
+LEDGER_KEY = "written_versions"
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """What one endpoint asks for in this run, after applying the baseline precedence."""
+
+    endpoint: str
+    mode: str  # full_refresh | backfill | incremental | initial | snapshot
+    start: Optional[str]  # sent as modified_after (None: no filter)
+    stateful: bool  # does this run move the stored cursor?
+    stored_cursor: Optional[str]
+
+    def describe(self) -> str:
+        if self.mode == "snapshot":
+            return "whole collection (not incremental)"
+        if self.start is None:
+            return "whole collection"
+        return f"modified after {self.start}"
+
+
+def plan_window(
+    endpoint: str,
+    settings: BulletinSettings,
+    stored_cursor: Optional[str],
+    incremental: bool = True,
+) -> WindowPlan:
+    """Baseline precedence: --full-refresh > --last-modified-date > stored cursor > default baseline."""
+    if not incremental:
+        return WindowPlan(endpoint, "snapshot", None, False, None)
+    if settings.full_refresh:
+        # With no cursor yet, the full read also establishes one (else the next run re-reads all).
+        return WindowPlan(endpoint, "full_refresh", None, stored_cursor is None, stored_cursor)
+    if settings.last_modified_date:
+        day = parse_date(settings.last_modified_date, "--last-modified-date")
+        # "modified on or after D": WordPress's filter is strict, so start one second earlier.
+        start = (dt.datetime.combine(day, dt.time()) - dt.timedelta(seconds=1)).strftime(WP_DATETIME_FORMAT)
+        return WindowPlan(endpoint, "backfill", start, False, stored_cursor)
+    if stored_cursor:
+        # dlt's lag never crosses initial_value; mirror that so the summary shows what is sent
+        lagged = max(_lag(stored_cursor, settings.overlap_seconds), settings.default_baseline_datetime)
+        return WindowPlan(endpoint, "incremental", lagged, True, stored_cursor)
+    return WindowPlan(endpoint, "initial", settings.default_baseline_datetime, True, None)
+
+
+def incremental_config(plan: WindowPlan, settings: BulletinSettings) -> Optional[Dict[str, Any]]:
+    """The rest_api `incremental` block for a plan (None: the endpoint is read without one)."""
+    base: Dict[str, Any] = {"cursor_path": "modified", "on_cursor_value_missing": "include"}
+    if plan.mode in ("incremental", "initial"):
+        return {**base, "initial_value": settings.default_baseline_datetime, "lag": settings.overlap_seconds}
+    if plan.mode == "full_refresh" and plan.stateful:
+        return {**base, "initial_value": EARLIEST}
+    if plan.mode == "backfill":
+        # end_value makes dlt's incremental stateless: a backfill never moves the stored cursor
+        return {**base, "initial_value": plan.start, "end_value": FAR_FUTURE}
+    return None
+
+
+def _lag(value: str, seconds: int) -> str:
+    moved = dt.datetime.strptime(value, WP_DATETIME_FORMAT) - dt.timedelta(seconds=seconds)
+    return moved.strftime(WP_DATETIME_FORMAT)
+
+
+def version_of(record: Dict[str, Any]) -> Optional[str]:
+    version = record.get("modified_gmt") or record.get("modified")
+    return version if isinstance(version, str) else None
+
+
+class WrittenVersions:
+    """id -> version of records already written, kept in dlt resource state for the overlap.
+
+    `persistent` is the resource-state mapping (committed with the load package) or None for
+    stateless runs, which then dedupe only within themselves.
+    """
+
+    def __init__(self, persistent: Optional[MutableMapping[str, Any]], horizon_seconds: int) -> None:
+        self._persistent = persistent
+        self._versions: Dict[str, str] = {}
+        if persistent is not None:
+            self._versions = persistent.setdefault(LEDGER_KEY, {})
+            self._prune(horizon_seconds)
+
+    def is_written(self, record_id: int, version: Optional[str]) -> bool:
+        return version is not None and self._versions.get(str(record_id)) == version
+
+    def add(self, record_id: int, version: Optional[str]) -> None:
+        if version is not None:
+            self._versions[str(record_id)] = version
+
+    def __len__(self) -> int:
+        return len(self._versions)
+
+    def _prune(self, horizon_seconds: int) -> None:
+        """Forget versions too old to come back through the overlap (keeps state small)."""
+        if not self._versions:
+            return
+        newest = max(self._versions.values())
+        try:
+            limit = dt.datetime.strptime(newest[:19], WP_DATETIME_FORMAT) - dt.timedelta(seconds=horizon_seconds)
+        except ValueError:
+            return
+        cutoff = limit.strftime(WP_DATETIME_FORMAT)
+        for key in [k for k, v in self._versions.items() if v[:19] < cutoff]:
+            del self._versions[key]
+
+
+def ledger_horizon(settings: BulletinSettings) -> int:
+    # local `modified` and `modified_gmt` differ by the site's UTC offset (at most 14 h) and the
+    # next run re-reads `overlap_seconds` behind its cursor: keep a day on top of the overlap
+    return settings.overlap_seconds + 86400
