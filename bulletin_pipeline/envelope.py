@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple, Type
 
@@ -45,7 +46,12 @@ REJECTED_SCHEMA = pa.schema(
 
 
 def serialize(record: Any) -> bytes:
-    return orjson.dumps(record)
+    try:
+        return orjson.dumps(record)
+    except TypeError:
+        # orjson refuses integers beyond 64 bits; stdlib json writes them exactly, in the same
+        # compact UTF-8 shape (and always for that record, so its hash stays stable)
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def payload_hash(payload: bytes) -> str:

@@ -87,7 +87,6 @@ def _envelope_transformer(
     @dlt.transformer(
         data_from=api_resource,
         name=envelope_resource_name(endpoint),
-        table_name=endpoint,
         write_disposition="append",
     )
     def envelope(page: List[Any]) -> Iterator[Any]:
@@ -103,8 +102,10 @@ def _envelope_transformer(
         holder.stats.first_at = holder.stats.first_at or time.monotonic()
         data, rejected = holder.wrap(page)
         holder.stats.last_at = time.monotonic()
+        # both tables are named per item: a static table_name hint on the resource would make dlt
+        # compute the `rejected` table's schema from the wrong table
         if data is not None:
-            yield data
+            yield dlt.mark.with_table_name(data, endpoint)
         if rejected is not None:
             yield dlt.mark.with_table_name(rejected, REJECTED_TABLE)
 
