@@ -37,6 +37,7 @@ import copy
 import email.utils
 import logging
 import re
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -114,7 +115,10 @@ class Transport:
     async def _make_client(self) -> httpx.AsyncClient:
         verify: Any = True
         if self.http.verify:
-            verify = False if str(self.http.verify).lower() == "false" else str(self.http.verify)
+            if str(self.http.verify).lower() == "false":
+                verify = False
+            else:
+                verify = ssl.create_default_context(cafile=str(self.http.verify))
         return httpx.AsyncClient(
             http2=self.http.http2,
             verify=verify,
