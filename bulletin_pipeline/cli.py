@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 import threading
+import traceback
 from typing import Any, Dict, List, Optional, Sequence
 
 from rich.console import Console
@@ -157,7 +158,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     except BulletinError as exc:
         if args.verbose:
-            err.print_exception()
+            traceback.print_exc()  # plain: rich's renderer crawls dlt's deep exception chains
         err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -165,7 +166,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 130
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if args.verbose:
-            err.print_exception()
+            traceback.print_exc()  # plain: rich's renderer crawls dlt's deep exception chains
         first = (str(exc).strip().splitlines() or [""])[0]
         err.print(f"[red]error:[/] {type(exc).__name__}: {first} (run with --verbose for details)", soft_wrap=True)
         return 1

@@ -181,7 +181,7 @@ class Transport:
                 if attempt == attempts:
                     raise _unreachable(url, exc, attempts) from exc
                 self.stats.retries += 1
-                log.warning("GET %s failed (%s); retry %d/%d", url, _describe(exc), attempt, attempts - 1)
+                log.info("GET %s failed (%s); retry %d/%d", url, _describe(exc), attempt, attempts - 1)
                 await asyncio.sleep(self.backoff(attempt))
                 continue
             self.stats.requests += 1
@@ -191,7 +191,7 @@ class Transport:
             if response.status_code in RETRY_STATUSES and attempt < attempts:
                 self.stats.retries += 1
                 delay = _retry_after(response) or self.backoff(attempt)
-                log.warning(
+                log.info(
                     "GET %s answered %d; retry %d/%d in %.1fs", url, response.status_code, attempt, attempts - 1, delay
                 )
                 await asyncio.sleep(delay)

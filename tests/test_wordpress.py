@@ -263,7 +263,11 @@ class TestListingMovesDuringARun:
 
         with pytest.raises(InconsistentListing, match="kept changing"):
             self._run_with(
-                lake, delete_on_every_request, endpoints=["pages"], per_page=10, max_reread_attempts=2,
+                lake,
+                delete_on_every_request,
+                endpoints=["pages"],
+                per_page=10,
+                max_reread_attempts=2,
                 http={"max_connections": 1},
             )
         assert stored_cursor(make_pipeline(lake.settings()), "pages") is None

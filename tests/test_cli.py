@@ -1,0 +1,169 @@
+"""The command line as a user meets it: the script, exit codes, one-line errors, --demo, and
+`dlt pipeline bulletin_pipeline info|trace` on the result."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import Lake
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "bulletin_pipeline" / "run.py"
+
+
+def cli(*args: str, cwd: pathlib.Path, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "SOURCES__BULLETIN__HTTP__BACKOFF_INITIAL": "0.01", "COLUMNS": "200", **(env or {})}
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def dlt_cli(*args: str, cwd: pathlib.Path) -> subprocess.CompletedProcess:
+    dlt = pathlib.Path(sys.executable).with_name("dlt")
+    return subprocess.run([str(dlt), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_help_lists_every_option(tmp_path):
+    result = cli("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for flag in (
+        "--base-url",
+        "--bucket-url",
+        "--endpoints",
+        "--full-refresh",
+        "--last-modified-date",
+        "--load-date",
+        "--load-time",
+        "--strict",
+        "--demo",
+        "--verbose",
+    ):
+        assert flag in result.stdout
+    module = subprocess.run([sys.executable, "-m", "bulletin_pipeline", "--help"], cwd=ROOT, capture_output=True)
+    assert module.returncode == 0
+
+
+def test_a_run_prints_a_summary_and_dlt_can_inspect_it(lake: Lake, tmp_path):
+    result = cli(
+        "--base-url",
+        lake.server.base_url,
+        "--bucket-url",
+        str(lake.bucket),
+        "--pipelines-dir",
+        str(lake.pipelines_dir),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"pages\s+│\s+initial\s+│\s+\d+", result.stdout), result.stdout
+    assert "records loaded" in result.stdout and "load_date=" in result.stdout
+    info = dlt_cli("pipeline", "--pipelines-dir", str(lake.pipelines_dir), "bulletin_pipeline", "info", cwd=tmp_path)
+    assert info.returncode == 0, info.stderr
+    assert "bulletin_pipeline" in info.stdout and "bulletin_raw" in info.stdout
+    trace = dlt_cli("pipeline", "--pipelines-dir", str(lake.pipelines_dir), "bulletin_pipeline", "trace", cwd=tmp_path)
+    assert trace.returncode == 0, trace.stderr
+    assert "extract" in trace.stdout and "load" in trace.stdout
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--last-modified-date", "2024-02-30"], 2, "is not a date in YYYY-MM-DD form"),
+        (["--load-time", "7pm"], 2, "is not a time in HH:MM:SS form"),
+        (["--endpoints", "pages,no such"], 2, "is not a WordPress collection name"),
+        (["--endpoints", "pages,nosuch"], 1, "404 rest_no_route"),
+    ],
+)
+def test_bad_input_gives_one_line_and_a_non_zero_exit(lake: Lake, tmp_path, args, code, message):
+    result = cli(
+        "--base-url",
+        lake.server.base_url,
+        "--bucket-url",
+        str(lake.bucket),
+        "--pipelines-dir",
+        str(lake.pipelines_dir),
+        *args,
+        cwd=tmp_path,
+    )
+    assert result.returncode == code, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_missing_base_url_and_unreachable_host(tmp_path):
+    result = cli("--bucket-url", str(tmp_path / "lake"), "--pipelines-dir", str(tmp_path / "p"), cwd=tmp_path)
+    assert result.returncode == 2 and "base_url is not set" in result.stderr
+    result = cli(
+        "--base-url",
+        "http://127.0.0.1:9/wp-json/wp/v2/",
+        "--bucket-url",
+        str(tmp_path / "lake"),
+        "--pipelines-dir",
+        str(tmp_path / "p"),
+        cwd=tmp_path,
+        env={"SOURCES__BULLETIN__HTTP__MAX_ATTEMPTS": "2"},
+    )
+    assert result.returncode == 1 and "cannot reach 127.0.0.1:9" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_verbose_shows_the_traceback(tmp_path):
+    result = cli(
+        "--base-url",
+        "http://127.0.0.1:9/wp-json/wp/v2/",
+        "--bucket-url",
+        str(tmp_path / "lake"),
+        "--pipelines-dir",
+        str(tmp_path / "p"),
+        "--verbose",
+        cwd=tmp_path,
+        env={"SOURCES__BULLETIN__HTTP__MAX_ATTEMPTS": "1"},
+    )
+    assert result.returncode == 1 and "Traceback" in result.stderr
+
+
+def test_strict_exits_3_but_keeps_the_records(lake: Lake, site, tmp_path):
+    bad = sorted(site.published_versions("pages"))[0]
+    site.edit("pages", bad, menu_order="oops")
+    result = cli(
+        "--base-url",
+        lake.server.base_url,
+        "--bucket-url",
+        str(lake.bucket),
+        "--pipelines-dir",
+        str(lake.pipelines_dir),
+        "--strict",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 3 and "failed validation" in result.stderr
+    assert [r["id"] for r in lake.rows("rejected")] == [bad]
+
+
+def test_config_toml_in_the_working_folder_is_read(lake: Lake, tmp_path):
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_text(
+        f'[sources.bulletin]\nbase_url = "{lake.server.base_url}"\nendpoints = ["media"]\n'
+    )
+    result = cli("--bucket-url", str(lake.bucket), "--pipelines-dir", str(lake.pipelines_dir), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert lake.rows("media") and not lake.rows("pages")
+
+
+def test_demo_runs_from_an_empty_folder(tmp_path):
+    result = cli("--demo", "--pipelines-dir", str(tmp_path / "pipelines"), cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "dlt pipeline" in result.stdout and "bulletin_pipeline info" in result.stdout
+    files = list((tmp_path / "bulletin_raw" / "pages").rglob("*.parquet"))
+    assert files, "the demo writes the lake under ./bulletin_raw/"
+    again = cli("--demo", "--pipelines-dir", str(tmp_path / "pipelines"), cwd=tmp_path, timeout=300)
+    assert again.returncode == 0 and "0 records loaded" in again.stdout, again.stdout
+    # the demo's cursor must not be reused against a real site
+    other = cli(
+        "--base-url", "http://127.0.0.1:9/wp-json/wp/v2/", "--pipelines-dir", str(tmp_path / "pipelines"), cwd=tmp_path
+    )
+    assert other.returncode == 2 and "belongs to 'demo" in other.stderr
