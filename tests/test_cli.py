@@ -24,6 +24,17 @@ def cli(*args: str, cwd: pathlib.Path, env: dict | None = None, timeout: float =
     )
 
 
+def lake_args(lake: Lake) -> list:
+    return [
+        "--base-url",
+        lake.server.base_url,
+        "--bucket-url",
+        str(lake.bucket),
+        "--pipelines-dir",
+        str(lake.pipelines_dir),
+    ]
+
+
 def dlt_cli(*args: str, cwd: pathlib.Path) -> subprocess.CompletedProcess:
     dlt = pathlib.Path(sys.executable).with_name("dlt")
     return subprocess.run([str(dlt), *args], cwd=cwd, capture_output=True, text=True, timeout=120)
