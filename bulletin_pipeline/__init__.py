@@ -6,8 +6,23 @@ Library use (from any orchestrator):
     summary = run_pipeline(resolve_settings(base_url="https://site/wp-json/wp/v2/"))
 """
 
-from .pipeline import RunSummary, run_pipeline
-from .settings import BulletinSettings, resolve_settings
-from .source import bulletin_source
+from typing import Any
 
 __all__ = ["bulletin_source", "run_pipeline", "resolve_settings", "BulletinSettings", "RunSummary"]
+
+_EXPORTS = {
+    "bulletin_source": ".source",
+    "run_pipeline": ".pipeline",
+    "RunSummary": ".pipeline",
+    "resolve_settings": ".settings",
+    "BulletinSettings": ".settings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # lazy: `python -m bulletin_pipeline.simulator` must not pay for importing dlt
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(name)

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .errors import BulletinError, ConfigError
+from .errors import BulletinError
 from .pipeline import PIPELINE_NAME, RunSummary, run_pipeline
 from .settings import BulletinSettings, resolve_settings
 
@@ -47,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--load-date", metavar="YYYY-MM-DD", help="override the load_date= partition value")
     parser.add_argument("--load-time", metavar="HH:MM:SS", help="override the load_time= partition value")
     parser.add_argument("--strict", action="store_true", default=None, help="exit 3 when any record fails validation")
+    parser.add_argument(
+        "--if-changed",
+        action="store_true",
+        default=None,
+        help="probe each endpoint first; load only those with changes, exit 0 when there are none",
+    )
     parser.add_argument("--pipelines-dir", help="dlt's working folder for the pipeline (default: dlt's)")
     parser.add_argument(
         "--demo",
@@ -67,6 +73,7 @@ def settings_from_args(args: argparse.Namespace, **extra: Any) -> BulletinSettin
         "load_date": args.load_date,
         "load_time": args.load_time,
         "strict": args.strict,
+        "if_changed": args.if_changed,
         "pipelines_dir": args.pipelines_dir,
         **extra,
     }
@@ -106,6 +113,10 @@ class ProgressView:
 
 
 def render_summary(summary: RunSummary, console: Console) -> None:
+    if summary.load_id is None and summary.skipped and len(summary.skipped) == len(summary.endpoints):
+        since = ", ".join(f"{e.endpoint}: {e.cursor_before}" for e in summary.endpoints)
+        console.print(f"no changes since {since}; nothing loaded")
+        return
     table = Table(title=f"{summary.pipeline_name}: load {summary.load_id or '(nothing new)'}", title_justify="left")
     for column in ("endpoint", "mode", "loaded", "rejected", "files", "cursor before", "cursor after", "seconds"):
         numeric = column in ("loaded", "rejected", "files", "seconds")
@@ -122,6 +133,8 @@ def render_summary(summary: RunSummary, console: Console) -> None:
             f"{e.seconds:.1f}",
         )
     console.print(table)
+    for endpoint, reason in summary.skipped.items():
+        console.print(f"{endpoint}: skipped, {reason}")
     for e in summary.endpoints:
         console.print(f"{e.endpoint}: read {e.window}" + (f", {e.rereads} re-reads" if e.rereads else ""))
     versions = ", ".join(f"{k} x{v}" for k, v in sorted(summary.http_versions.items())) or "-"
@@ -135,18 +148,52 @@ def render_summary(summary: RunSummary, console: Console) -> None:
             console.print(f"[yellow]rejected[/] {e.endpoint}: {example}", soft_wrap=True)
 
 
+def build_cleanup_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bulletin_pipeline cleanup",
+        description="List partitions whose load_date is older than N days; remove them with --yes. "
+        "dlt's state and load tables, and the newest partition of each endpoint, are never touched.",
+    )
+    parser.add_argument("--retain-days", type=int, required=True, metavar="N")
+    parser.add_argument("--yes", action="store_true", help="remove the listed partitions")
+    parser.add_argument("--bucket-url", help="local folder, file:// or s3://bucket/prefix")
+    parser.add_argument("--endpoints", help="comma-separated collections (default: pages,media)")
+    parser.add_argument("--pipelines-dir", help="dlt's working folder for the pipeline")
+    parser.add_argument("--verbose", "-v", action="store_true")
+    return parser
+
+
+def cleanup_main(argv: Sequence[str], out: Console) -> int:
+    from .pipeline import cleanup_partitions
+
+    args = build_cleanup_parser().parse_args(argv)
+    settings = resolve_settings(
+        base_url="http://cleanup.invalid/",  # cleanup never talks to the site
+        bucket_url=args.bucket_url,
+        endpoints=args.endpoints.split(",") if args.endpoints else None,
+        pipelines_dir=args.pipelines_dir,
+    )
+    expired = cleanup_partitions(settings, args.retain_days, args.yes)
+    for partition in expired:
+        out.print(f"{'removed' if args.yes else 'would remove'} {partition.path}", highlight=False, soft_wrap=True)
+    verb = "removed" if args.yes else "expired (run again with --yes to remove them)"
+    out.print(f"{len(expired)} partition(s) older than {args.retain_days} day(s) {verb}")
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "cleanup":
+        return _guarded(lambda: cleanup_main(argv[1:], Console(width=None if sys.stdout.isatty() else 160)), argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if not args.verbose:
-        # dlt logs through its own logger; keep its warnings, not its per-request info lines
-        logging.getLogger("dlt").setLevel(logging.WARNING)
     out = Console(width=None if sys.stdout.isatty() else 120)
     err = Console(stderr=True)
-    try:
+
+    def run() -> int:
         if args.demo:
             from .demo import run_demo
 
@@ -156,8 +203,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             summary = run_pipeline(settings, progress=progress)
         render_summary(summary, out)
         return 0
+
+    return _guarded(run, argv)
+
+
+def _guarded(run: Any, argv: Sequence[str]) -> int:
+    """Errors as one line and an exit code; the traceback only with --verbose."""
+    verbose = "--verbose" in argv or "-v" in argv
+    if not verbose:
+        # dlt logs through its own logger; keep its warnings, not its per-request info lines
+        logging.getLogger("dlt").setLevel(logging.WARNING)
+    err = Console(stderr=True)
+    try:
+        return int(run())
     except BulletinError as exc:
-        if args.verbose:
+        if verbose:
             traceback.print_exc()  # plain: rich's renderer crawls dlt's deep exception chains
         err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return exc.exit_code
@@ -165,15 +225,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         err.print("interrupted: nothing after the last committed load was written; run again to resume")
         return 130
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
-        if args.verbose:
+        if verbose:
             traceback.print_exc()  # plain: rich's renderer crawls dlt's deep exception chains
         first = (str(exc).strip().splitlines() or [""])[0]
         err.print(f"[red]error:[/] {type(exc).__name__}: {first} (run with --verbose for details)", soft_wrap=True)
         return 1
-
-
-def cli_error(message: str) -> ConfigError:
-    return ConfigError(message)
 
 
 __all__: List[str] = ["main", "build_parser", "PIPELINE_NAME"]

@@ -6,7 +6,9 @@ turns flags into settings and renders the summary.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import posixpath
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
@@ -15,12 +17,14 @@ import dlt
 from dlt.common.pipeline import LoadInfo
 from dlt.pipeline.exceptions import PipelineStepFailed
 
+from . import retention
 from .destination import DATASET_NAME, configure_parquet, make_destination
 from .envelope import Envelope
 from .errors import BulletinError, ConfigError, DestinationError, RejectedRecords
+from .probe import probe_endpoint
 from .settings import BulletinSettings
-from .source import REJECTED_TABLE, SOURCE_NAME, api_resource_name, bulletin_source
-from .window import WindowPlan, plan_window
+from .source import REJECTED_TABLE, SOURCE_NAME, api_resource_name, bulletin_source, envelope_resource_name
+from .window import LEDGER_KEY, WindowPlan, plan_window
 from .wordpress import ProgressCallback, Transport, WordPressSession
 
 PIPELINE_NAME = "bulletin_pipeline"
@@ -45,6 +49,8 @@ class EndpointSummary:
 
 @dataclass
 class RunSummary:
+    """What a run did; `skipped` lists endpoints --if-changed found unchanged (with the reason)."""
+
     pipeline_name: str
     dataset_path: str
     load_id: Optional[str]
@@ -54,6 +60,7 @@ class RunSummary:
     requests: int
     retries: int
     http_versions: Dict[str, int]
+    skipped: Dict[str, str] = field(default_factory=dict)
 
     @property
     def rejected(self) -> int:
@@ -83,6 +90,43 @@ def stored_cursor(pipeline: dlt.Pipeline, endpoint: str) -> Optional[str]:
     except (KeyError, TypeError):
         return None
     return str(value) if value is not None else None
+
+
+def preflight_destination(pipeline: dlt.Pipeline) -> None:
+    """Prove the destination is writable before any API page is fetched: a missing bucket or wrong
+    credentials must not surface after minutes of fetching, or worse, after extract."""
+    bucket = pipeline.destination.config_params.get("bucket_url", "")  # type: ignore[union-attr]
+    try:
+        with pipeline.destination_client() as client:
+            fs = client.fs_client  # type: ignore[attr-defined]
+            dataset_path = client.dataset_path  # type: ignore[attr-defined]
+            # probe beside the dataset until dlt has created it: dlt initialises a dataset folder
+            # only when it does not exist yet
+            folder = dataset_path if fs.isdir(dataset_path) else posixpath.dirname(dataset_path.rstrip("/"))
+            fs.makedirs(folder, exist_ok=True)
+            probe = posixpath.join(folder, "_bulletin_preflight")
+            fs.pipe(probe, b"ok")
+            fs.rm(probe)
+    except Exception as exc:  # noqa: BLE001 - rendered as one line for the user
+        raise DestinationError(f"cannot write to {bucket}: {describe_storage_error(exc)}") from exc
+
+
+def describe_storage_error(exc: BaseException) -> str:
+    text = _first_line(exc)
+    lowered = f"{type(exc).__name__} {text}".lower()
+    if "nosuchbucket" in lowered or "bucket does not exist" in lowered or "specified bucket" in lowered:
+        return f"the bucket does not exist ({text}); create it or fix bucket_url"
+    if any(k in lowered for k in ("invalidaccesskeyid", "signaturedoesnotmatch", "accessdenied", "forbidden", "403")):
+        return (
+            f"the credentials were rejected ({text}); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY "
+            "or DESTINATION__FILESYSTEM__CREDENTIALS__*"
+        )
+    if "nocredentials" in lowered or "unable to locate credentials" in lowered:
+        return (
+            "no credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "(or DESTINATION__FILESYSTEM__CREDENTIALS__AWS_ACCESS_KEY_ID / __AWS_SECRET_ACCESS_KEY)"
+        )
+    return text
 
 
 def restore_state(pipeline: dlt.Pipeline) -> None:
@@ -125,6 +169,7 @@ def run_pipeline(
     inserted_at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     configure_parquet(settings)
     pipeline = make_pipeline(settings, inserted_at)
+    preflight_destination(pipeline)
     restore_state(pipeline)
     check_site(pipeline, settings)
 
@@ -136,7 +181,19 @@ def run_pipeline(
     envelopes: Dict[str, Envelope] = {}
     transport = Transport(settings.http)
     session = WordPressSession(transport)
+    skipped: Dict[str, str] = {}
     try:
+        if settings.if_changed:
+            for endpoint in list(settings.endpoints):
+                result = probe_endpoint(
+                    transport, settings, endpoint, plans[endpoint], written_versions(pipeline, endpoint)
+                )
+                if not result.changed:
+                    skipped[endpoint] = result.reason
+            if len(skipped) == len(settings.endpoints):
+                return _nothing_to_do(pipeline, settings, plans, skipped, transport, started, inserted_at)
+            settings = copy.copy(settings)  # the caller's settings stay as they were
+            settings.endpoints = [e for e in settings.endpoints if e not in skipped]
         source = bulletin_source(
             settings,
             plans,
@@ -182,6 +239,7 @@ def run_pipeline(
         requests=transport.stats.requests,
         retries=transport.stats.retries,
         http_versions=dict(transport.stats.http_versions),
+        skipped=skipped,
     )
     if settings.strict and run.rejected:
         raise RejectedRecords(
@@ -189,6 +247,59 @@ def run_pipeline(
             f"first: {next(e.rejected_examples[0] for e in summaries if e.rejected_examples)}"
         )
     return run
+
+
+def written_versions(pipeline: dlt.Pipeline, endpoint: str) -> Optional[Dict[str, str]]:
+    state: Any = pipeline.state
+    try:
+        return state["sources"][SOURCE_NAME]["resources"][envelope_resource_name(endpoint)][LEDGER_KEY]  # type: ignore[no-any-return]
+    except (KeyError, TypeError):
+        return None
+
+
+def _nothing_to_do(
+    pipeline: dlt.Pipeline,
+    settings: BulletinSettings,
+    plans: Dict[str, WindowPlan],
+    skipped: Dict[str, str],
+    transport: Transport,
+    started: float,
+    inserted_at: dt.datetime,
+) -> RunSummary:
+    """--if-changed found nothing: no load package, no files, the state untouched."""
+    return RunSummary(
+        pipeline_name=PIPELINE_NAME,
+        dataset_path=f"{pipeline.destination.config_params.get('bucket_url', '')}/{DATASET_NAME}",  # type: ignore[union-attr]
+        load_id=None,
+        partition="",
+        endpoints=[
+            EndpointSummary(
+                e, "unchanged", skipped[e], cursor_before=plans[e].stored_cursor, cursor_after=plans[e].stored_cursor
+            )
+            for e in settings.endpoints
+        ],
+        seconds=round(time.monotonic() - started, 3),
+        requests=transport.stats.requests,
+        retries=transport.stats.retries,
+        http_versions=dict(transport.stats.http_versions),
+        skipped=skipped,
+    )
+
+
+def cleanup_partitions(
+    settings: BulletinSettings, retain_days: int, remove_them: bool, today: Optional[dt.date] = None
+):
+    """Partitions older than `retain_days` (removed when `remove_them`); see retention.py."""
+    pipeline = make_pipeline(settings)
+    with pipeline.destination_client() as client:
+        fs = client.fs_client  # type: ignore[attr-defined]
+        dataset_path = client.dataset_path  # type: ignore[attr-defined]
+        expired = retention.expired_partitions(
+            fs, dataset_path, retention.tables_for(settings.endpoints), retain_days, today or dt.date.today()
+        )
+        if remove_them:
+            retention.remove(fs, expired)
+    return expired
 
 
 def _run(pipeline: dlt.Pipeline, source: Any) -> LoadInfo:

@@ -65,6 +65,8 @@ class BulletinSettings(BaseConfiguration):
     """How far each incremental run re-reads behind the stored cursor (see window.py)."""
     strict: bool = False
     full_refresh: bool = False
+    if_changed: bool = False
+    """Probe each endpoint first; load only those with versions not yet written (see probe.py)."""
     last_modified_date: Optional[str] = None
     load_date: Optional[str] = None
     load_time: Optional[str] = None

@@ -391,6 +391,10 @@ class OverlappingWindowPaginator(BasePaginator):
         rows = data or []
         ids = [r["id"] for r in rows if isinstance(r, dict) and type(r.get("id")) is int]
         total = _int_header(response, "X-WP-Total")
+        if total == 0 and self._offset > 0 and not rows:
+            # WordPress counts only when a query returns rows: an offset past the end (the listing
+            # shrank under us) answers X-WP-Total: 0, which means "unknown", not "empty"
+            total = None
         if self._total is not None and total is not None and total != self._total:
             self.listing_changed = True
         if total is not None:
@@ -451,7 +455,8 @@ class OverlappingWindowPaginator(BasePaginator):
             self._next_planned = offset + self.step
             self._back = max(1, self.per_page // 2)
             self._gap_attempts = 0
-            start = min(offset, total) if total is not None else offset
+            known = total if total is not None else self._total
+            start = min(offset, known) if known is not None else offset
         else:
             self._back *= 2
             start = offset

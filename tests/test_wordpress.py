@@ -99,15 +99,12 @@ class TestNothingLost:
 
     def test_failure_on_a_later_window_keeps_the_cursor(self, lake: Lake, site: Site):
         """Windows after the first are prefetched concurrently; one failing must fail the run."""
-        calls = {"n": 0}
 
-        def fail_third(collection, params):
-            if collection == "pages":
-                calls["n"] += 1
-                if calls["n"] == 3:
-                    lake.server.inject(status=500, count=10, collection="pages")
+        def fail_after_first_window(collection, params):
+            if collection == "pages" and params.get("offset") == "0":
+                lake.server.inject(status=500, count=1000, collection="pages")  # every later request
 
-        lake.server.before_request = fail_third
+        lake.server.before_request = fail_after_first_window
         with pytest.raises(WordPressError, match="HTTP 500"):
             lake.run(per_page=40)
         assert stored_cursor(make_pipeline(lake.settings()), "pages") is None
@@ -157,14 +154,11 @@ class TestConcurrency:
         seed_site(site, pages=600, media=300, seed=5, body_kb=0.3)
         with SimulatorServer(site, latency=0.1) as server:
             lake = Lake(tmp_path, server)
-            started = time.monotonic()
             summary = lake.run(per_page=20, http={"max_connections": 8})
-            elapsed = time.monotonic() - started
-            requests = summary.requests
-            assert requests >= 45
+            assert summary.requests >= 45
+            # a structural check, not a timing one: more than one request was in flight at once,
+            # and never more than max_connections
             assert 2 <= server.stats.peak_concurrency <= 8
-            # sequential would take requests * 0.1 s
-            assert elapsed < requests * 0.1 / 2, (elapsed, requests)
             assert_lake_has(lake, site, "pages")
             assert_lake_has(lake, site, "media")
 

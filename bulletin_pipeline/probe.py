@@ -1,0 +1,60 @@
+"""`--if-changed`: one cheap request per endpoint decides whether a load is needed at all.
+
+The original compared the newest `modified` with the stored cursor. That misses exactly the
+records our overlap exists for (an edit in the cursor's own second, or in the repeated DST hour,
+has `modified <= cursor`), so a quiet site would never pick them up. Instead each endpoint asks
+for the records modified inside the overlap window, newest first, with only `id`, `modified` and
+`modified_gmt` (`_fields`), and compares them with the versions the last runs wrote (the same
+ledger the envelope dedupes with). Any version not written yet means "changed".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+from urllib.parse import urlencode
+
+from .settings import BulletinSettings
+from .window import WindowPlan, version_of
+from .wordpress import Transport, check_response, loads
+
+PROBE_PAGE = 100
+
+
+@dataclass
+class ProbeResult:
+    endpoint: str
+    changed: bool
+    reason: str
+
+
+def probe_endpoint(
+    transport: Transport,
+    settings: BulletinSettings,
+    endpoint: str,
+    plan: WindowPlan,
+    written: Optional[Dict[str, str]],
+) -> ProbeResult:
+    if plan.mode != "incremental" or plan.start is None:
+        return ProbeResult(endpoint, True, f"{plan.mode} run")
+    collection = settings.collection(endpoint)
+    params = {
+        "orderby": "modified",
+        "order": "desc",
+        "per_page": PROBE_PAGE,
+        "modified_after": plan.start,
+        "_fields": "id,modified,modified_gmt",
+        **(collection.params or {}),
+    }
+    url = f"{settings.base_url}{collection.path or endpoint}?{urlencode(params)}"
+    raw = transport.get(url)
+    check_response(raw)
+    records: List[dict] = [r for r in loads(raw.content) if isinstance(r, dict)]
+    total = int(raw.headers.get("X-WP-Total", len(records)) or 0)
+    unseen = [r for r in records if (written or {}).get(str(r.get("id"))) != version_of(r)]
+    if unseen:
+        newest = max(str(r.get("modified")) for r in unseen)
+        return ProbeResult(endpoint, True, f"{len(unseen)} new version(s), newest modified {newest}")
+    if total > len(records):
+        return ProbeResult(endpoint, True, f"{total} records in the overlap window, more than one probe page")
+    return ProbeResult(endpoint, False, f"no changes since {plan.stored_cursor}")
