@@ -178,3 +178,20 @@ def test_demo_runs_from_an_empty_folder(tmp_path):
         "--base-url", "http://127.0.0.1:9/wp-json/wp/v2/", "--pipelines-dir", str(tmp_path / "pipelines"), cwd=tmp_path
     )
     assert other.returncode == 2 and "belongs to 'demo" in other.stderr
+
+
+def test_the_scheduled_workflow_uses_flags_the_cli_has():
+    import yaml
+
+    from bulletin_pipeline.cli import build_parser
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "bulletin-daily.yml").read_text())
+    triggers = workflow[True] if True in workflow else workflow["on"]  # YAML 1.1 reads `on` as True
+    assert triggers["schedule"] == [{"cron": "0 10 * * *"}]
+    assert set(triggers["workflow_dispatch"]["inputs"]) == {"full_refresh", "last_modified_date"}
+    assert workflow["concurrency"]["cancel-in-progress"] is False
+    script = "\n".join(step.get("run", "") for step in workflow["jobs"]["load"]["steps"])
+    used = set(re.findall(r"(--[a-z-]+)", script.split("run.py")[0] + script))
+    known = {option for action in build_parser()._actions for option in action.option_strings}
+    assert {"--if-changed", "--full-refresh", "--last-modified-date"} <= used
+    assert used - {"--frozen", "--no-dev"} <= known, used - known
