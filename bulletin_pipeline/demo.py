@@ -26,7 +26,10 @@ def run_demo(args: argparse.Namespace, out: Console, err: Console) -> int:
     site = Site(clock=lambda: DEMO_CLOCK)
     seed_site(site, pages=DEMO_PAGES, media=DEMO_MEDIA, seed=42, tie_block=150)
     with SimulatorServer(site, latency=0.002) as server:
-        err.print(f"demo: WordPress simulator with {DEMO_PAGES} pages and {DEMO_MEDIA} media at {server.base_url}")
+        err.print(
+            f"demo: WordPress simulator with {DEMO_PAGES} pages and {DEMO_MEDIA} media at {server.base_url}",
+            soft_wrap=True,
+        )
         settings = settings_from_args(args, base_url=server.base_url, site_id=DEMO_SITE_ID)
         with ProgressView(err) as progress:
             summary = run_pipeline(settings, progress=progress)
