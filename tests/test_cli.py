@@ -62,12 +62,7 @@ def test_help_lists_every_option(tmp_path):
 
 def test_a_run_prints_a_summary_and_dlt_can_inspect_it(lake: Lake, tmp_path):
     result = cli(
-        "--base-url",
-        lake.server.base_url,
-        "--bucket-url",
-        str(lake.bucket),
-        "--pipelines-dir",
-        str(lake.pipelines_dir),
+        *lake_args(lake),
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
@@ -92,12 +87,7 @@ def test_a_run_prints_a_summary_and_dlt_can_inspect_it(lake: Lake, tmp_path):
 )
 def test_bad_input_gives_one_line_and_a_non_zero_exit(lake: Lake, tmp_path, args, code, message):
     result = cli(
-        "--base-url",
-        lake.server.base_url,
-        "--bucket-url",
-        str(lake.bucket),
-        "--pipelines-dir",
-        str(lake.pipelines_dir),
+        *lake_args(lake),
         *args,
         cwd=tmp_path,
     )
@@ -142,12 +132,7 @@ def test_strict_exits_3_but_keeps_the_records(lake: Lake, site, tmp_path):
     bad = sorted(site.published_versions("pages"))[0]
     site.edit("pages", bad, menu_order="oops")
     result = cli(
-        "--base-url",
-        lake.server.base_url,
-        "--bucket-url",
-        str(lake.bucket),
-        "--pipelines-dir",
-        str(lake.pipelines_dir),
+        *lake_args(lake),
         "--strict",
         cwd=tmp_path,
     )
