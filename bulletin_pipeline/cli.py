@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 import threading
+import time
 import traceback
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -81,9 +82,14 @@ def settings_from_args(args: argparse.Namespace, **extra: Any) -> BulletinSettin
 
 
 class ProgressView:
-    """Pages read per endpoint, on stderr, only when stderr is a terminal."""
+    """Windows read per endpoint on stderr: a live bar on a terminal, a periodic line otherwise."""
+
+    LOG_EVERY = 15.0
 
     def __init__(self, console: Console) -> None:
+        self._console = console
+        self._last_line: Dict[str, float] = {}
+        self._started = time.monotonic()  # short runs print no progress lines at all
         self._progress = Progress(
             TextColumn("[bold]{task.description:>10}"),
             BarColumn(),
@@ -105,6 +111,13 @@ class ProgressView:
         self._progress.__exit__(*exc)
 
     def __call__(self, endpoint: str, done: int, planned: int, records: int) -> None:
+        if not self._console.is_terminal:
+            # logs of schedulers get a line every LOG_EVERY seconds instead of a bar
+            now = time.monotonic()
+            if now - self._last_line.get(endpoint, self._started) >= self.LOG_EVERY:
+                self._last_line[endpoint] = now
+                self._console.print(f"{endpoint}: {done}/{planned} windows, {records} records read", highlight=False)
+            return
         with self._lock:
             task = self._tasks.get(endpoint)
             if task is None:

@@ -103,7 +103,9 @@ def preflight_destination(pipeline: dlt.Pipeline) -> None:
             # probe beside the dataset until dlt has created it: dlt initialises a dataset folder
             # only when it does not exist yet
             folder = dataset_path if fs.isdir(dataset_path) else posixpath.dirname(dataset_path.rstrip("/"))
-            fs.makedirs(folder, exist_ok=True)
+            if client.config.is_local_filesystem:  # type: ignore[attr-defined]
+                # object stores have no folders, and s3fs's makedirs creates a missing bucket
+                fs.makedirs(folder, exist_ok=True)
             probe = posixpath.join(folder, "_bulletin_preflight")
             fs.pipe(probe, b"ok")
             fs.rm(probe)
@@ -113,7 +115,7 @@ def preflight_destination(pipeline: dlt.Pipeline) -> None:
 
 def describe_storage_error(exc: BaseException) -> str:
     text = _first_line(exc)
-    lowered = f"{type(exc).__name__} {text}".lower()
+    lowered = f"{_error_codes(exc)} {text}".lower()
     if "nosuchbucket" in lowered or "bucket does not exist" in lowered or "specified bucket" in lowered:
         return f"the bucket does not exist ({text}); create it or fix bucket_url"
     if any(k in lowered for k in ("invalidaccesskeyid", "signaturedoesnotmatch", "accessdenied", "forbidden", "403")):
@@ -121,12 +123,33 @@ def describe_storage_error(exc: BaseException) -> str:
             f"the credentials were rejected ({text}); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY "
             "or DESTINATION__FILESYSTEM__CREDENTIALS__*"
         )
-    if "nocredentials" in lowered or "unable to locate credentials" in lowered:
+    if (
+        "nocredentials" in lowered
+        or "unable to locate credentials" in lowered
+        or ("configfieldmissingexception" in lowered and "credentials" in lowered)
+    ):
         return (
             "no credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
             "(or DESTINATION__FILESYSTEM__CREDENTIALS__AWS_ACCESS_KEY_ID / __AWS_SECRET_ACCESS_KEY)"
         )
     return text
+
+
+def _error_codes(exc: BaseException) -> str:
+    """Exception type names and S3 error codes along the cause chain: s3fs turns a ClientError
+    (InvalidAccessKeyId, SignatureDoesNotMatch, NoSuchBucket...) into a PermissionError or
+    FileNotFoundError carrying only the message, with the ClientError as its cause."""
+    names = []
+    seen = set()
+    current: Optional[BaseException] = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        names.append(type(current).__name__)
+        response = getattr(current, "response", None)
+        if isinstance(response, dict):
+            names.append(str(response.get("Error", {}).get("Code", "")))
+        current = current.__cause__ or current.__context__
+    return " ".join(names)
 
 
 def restore_state(pipeline: dlt.Pipeline) -> None:
