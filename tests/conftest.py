@@ -15,6 +15,9 @@ from bulletin_pipeline.pipeline import RunSummary, run_pipeline
 from bulletin_pipeline.settings import resolve_settings
 from bulletin_pipeline.simulator import SimulatorServer, Site, seed_site
 
+# subprocesses run in temp folders without .dlt/config.toml: keep dlt's telemetry off there too
+os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+
 CLOCK = dt.datetime(2025, 6, 2, 12, 0, 0, tzinfo=dt.UTC)
 FAST_HTTP = {"backoff_initial": 0.01, "backoff_max": 0.05, "max_attempts": 3, "total_timeout": 10.0}
 
