@@ -292,6 +292,9 @@ class WordPressSession(requests.Session):
     def __init__(self, transport: Transport) -> None:
         super().__init__()
         self.transport = transport
+        # requests only prepares URLs here (httpx sends them and reads proxies itself); without
+        # this, every prepared request looks for a ~/.netrc on disk
+        self.trust_env = False
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         assert request.url is not None
@@ -329,11 +332,11 @@ ProgressCallback = Callable[[str, int, int, int], None]
 class OverlappingWindowPaginator(BasePaginator):
     """Walks a collection in `offset` windows overlapping by one record; see the module docstring.
 
-    Invariant: every id <= `_covered` that was listed at any time during the walk has been read.
+    Invariant: every record with id <= `_covered` that stayed listed during the walk has been read.
     A window "connects" when it starts at offset 0, or its lowest id is <= `_covered` (the overlap
-    proves nothing slipped between it and what we hold). A short window before the end is re-read
-    once: if the ids are the same it holds hidden items (WordPress counts them, then drops them), and
-    the next window may connect on an unchanged `X-WP-Total` instead of on ids.
+    proves nothing slipped between it and what we hold). Otherwise the paginator re-reads further
+    back until the covered range is contiguous again. A window of hidden items only (WordPress counts
+    them, then drops them) connects, and lets the next one connect, on an unchanged `X-WP-Total`.
     """
 
     def __init__(
@@ -367,9 +370,9 @@ class OverlappingWindowPaginator(BasePaginator):
         self._gap: Optional[tuple[Optional[int], Optional[int]]] = None  # ids of the window read past a gap
         self._back = 0
         self._gap_attempts = 0
-        self._verifying: Optional[List[int]] = None
         self._total: Optional[int] = None
         self._prefetched: List[str] = []
+        self._prefetched_offsets: set[int] = set()
         self._windows_done = 0
         self._records = 0
 
@@ -395,7 +398,8 @@ class OverlappingWindowPaginator(BasePaginator):
             # WordPress counts only when a query returns rows: an offset past the end (the listing
             # shrank under us) answers X-WP-Total: 0, which means "unknown", not "empty"
             total = None
-        if self._total is not None and total is not None and total != self._total:
+        previous_total = self._total
+        if previous_total is not None and total is not None and total != previous_total:
             self.listing_changed = True
         if total is not None:
             self._total = total
@@ -406,31 +410,25 @@ class OverlappingWindowPaginator(BasePaginator):
         offset = self._offset
         reaches_end = total is None or offset + self.per_page >= total
 
-        if self._verifying is not None:
-            same = ids == self._verifying
-            self._verifying = None
-            if same:
-                self._blind_total = total
-                return self._connected(offset, ids, reaches_end)
+        if not self._connects(offset, ids, total, previous_total):
             self.listing_changed = True
             return self._open_gap(offset, ids, total)
-
-        if not self._connects(offset, ids, total):
-            self.listing_changed = True
-            return self._open_gap(offset, ids, total)
-        if self._gap is None and len(rows) < self.per_page and not reaches_end:
-            # short before the end: hidden items, or the listing moved under us - read it again
-            self._verifying = ids
-            return self._request(offset)
-        self._blind_total = None
+        # A window without a single visible record proves nothing by ids (WordPress counts items
+        # it then hides: media attached to unpublished pages), so the next one may connect on an
+        # unchanged X-WP-Total instead. Short windows with some visible records need nothing
+        # special: if their hidden tail breaks the overlap, the gap re-read covers it once.
+        self._blind_total = total if not ids and not reaches_end else None
         return self._connected(offset, ids, reaches_end)
 
-    def _connects(self, offset: int, ids: List[int], total: Optional[int]) -> bool:
+    def _connects(self, offset: int, ids: List[int], total: Optional[int], previous_total: Optional[int]) -> bool:
         if offset == 0:
             return True
         if ids and self._covered is not None and min(ids) <= self._covered:
             return True
-        return self._blind_total is not None and total == self._blind_total
+        if self._blind_total is not None and total == self._blind_total:
+            return True
+        # nothing visible here, nothing moved as far as the count tells: a block of hidden items
+        return not ids and total is not None and offset < total and total == previous_total
 
     def _connected(self, offset: int, ids: List[int], reaches_end: bool) -> None:
         if ids:
@@ -483,20 +481,18 @@ class OverlappingWindowPaginator(BasePaginator):
     def _prefetch_ahead(self) -> None:
         if self._template is None or self._total is None:
             return
-        wanted: List[str] = []
+        fresh: List[str] = []
         offset = self._next_planned
         for _ in range(self.prefetch_window):
             if offset >= self._total:
                 break
-            wanted.append(self.session.url_for(self._template, offset=offset))
+            if offset not in self._prefetched_offsets:
+                self._prefetched_offsets.add(offset)
+                fresh.append(self.session.url_for(self._template, offset=offset))
             offset += self.step
-        known = set(self._prefetched)
-        fresh = [u for u in wanted if u not in known]
         if fresh:
             self.session.transport.prefetch(fresh, self._headers)
             self._prefetched.extend(fresh)
-        if len(self._prefetched) > 4 * self.prefetch_window:
-            self._prefetched = self._prefetched[-2 * self.prefetch_window :]
 
     def _finish(self) -> None:
         self._has_next_page = False
