@@ -14,6 +14,7 @@ import time
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import dlt
+from dlt.common import jsonpath
 from dlt.extract.resource import DltResource
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 
@@ -24,6 +25,7 @@ from .window import WindowPlan, WrittenVersions, incremental_config, ledger_hori
 from .wordpress import OverlappingWindowPaginator, ProgressCallback, WordPressSession
 
 SOURCE_NAME = "bulletin"
+DATA_SELECTOR = jsonpath.compile_path("$")  # a WordPress list answer is the page itself
 REJECTED_TABLE = "rejected"
 
 
@@ -53,7 +55,8 @@ def build_rest_api_config(
         endpoint_config: Dict[str, Any] = {
             "path": collection.path or endpoint,
             "params": params,
-            "data_selector": "$",
+            # compiled once: dlt would otherwise re-parse the JSONPath for every page
+            "data_selector": DATA_SELECTOR,
             "paginator": OverlappingWindowPaginator(
                 endpoint,
                 session,
