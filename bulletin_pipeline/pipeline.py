@@ -202,6 +202,7 @@ def run_pipeline(
         plans[endpoint] = plan_window(endpoint, settings, stored_cursor(pipeline, endpoint), incremental)
 
     envelopes: Dict[str, Envelope] = {}
+    paginators: Dict[str, Any] = {}
     transport = Transport(settings.http)
     session = WordPressSession(transport)
     skipped: Dict[str, str] = {}
@@ -224,6 +225,7 @@ def run_pipeline(
             inserted_at,
             progress=progress,
             on_envelope=lambda env: envelopes.__setitem__(env.endpoint, env),
+            paginators=paginators,
         )
         info = _run(pipeline, source)
     finally:
@@ -240,6 +242,7 @@ def run_pipeline(
             cursor_before=plan.stored_cursor,
             cursor_after=stored_cursor(pipeline, endpoint),
             files=_files_written(info, endpoint),
+            rereads=paginators[endpoint].rereads if endpoint in paginators else 0,
         )
         if env is not None:
             summary.loaded = env.stats.loaded

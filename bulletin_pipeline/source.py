@@ -43,7 +43,9 @@ def build_rest_api_config(
     plans: Dict[str, WindowPlan],
     session: WordPressSession,
     progress: Optional[ProgressCallback] = None,
+    paginators: Optional[Dict[str, OverlappingWindowPaginator]] = None,
 ) -> RESTAPIConfig:
+    """`paginators`, when given, receives each endpoint's paginator (its re-read counters)."""
     resources: List[Any] = []
     for endpoint in settings.endpoints:
         collection = settings.collection(endpoint)
@@ -52,19 +54,22 @@ def build_rest_api_config(
         incremental = incremental_config(plan, settings)
         if plan.start is not None:
             params["modified_after"] = "{incremental.start_value}" if incremental else plan.start
+        paginator = OverlappingWindowPaginator(
+            endpoint,
+            session,
+            per_page=settings.per_page,
+            prefetch_window=settings.http.max_connections,
+            max_reread_attempts=settings.max_reread_attempts,
+            progress=progress,
+        )
+        if paginators is not None:
+            paginators[endpoint] = paginator
         endpoint_config: Dict[str, Any] = {
             "path": collection.path or endpoint,
             "params": params,
             # compiled once: dlt would otherwise re-parse the JSONPath for every page
             "data_selector": DATA_SELECTOR,
-            "paginator": OverlappingWindowPaginator(
-                endpoint,
-                session,
-                per_page=settings.per_page,
-                prefetch_window=settings.http.max_connections,
-                max_reread_attempts=settings.max_reread_attempts,
-                progress=progress,
-            ),
+            "paginator": paginator,
         }
         if incremental:
             endpoint_config["incremental"] = incremental
@@ -124,9 +129,10 @@ def bulletin_source(
     inserted_at: dt.datetime,
     progress: Optional[ProgressCallback] = None,
     on_envelope: Optional[Callable[[Envelope], None]] = None,
+    paginators: Optional[Dict[str, OverlappingWindowPaginator]] = None,
 ) -> Any:
     """WordPress collections -> `{endpoint}` tables in the original Parquet contract (+ `rejected`)."""
-    config = build_rest_api_config(settings, plans, session, progress)
+    config = build_rest_api_config(settings, plans, session, progress, paginators)
     api_resources = {r.name: r for r in rest_api_resources(config)}
     for endpoint in settings.endpoints:
         yield _envelope_transformer(

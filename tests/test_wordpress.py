@@ -265,3 +265,17 @@ class TestListingMovesDuringARun:
                 http={"max_connections": 1},
             )
         assert stored_cursor(make_pipeline(lake.settings()), "pages") is None
+
+
+def test_rereads_are_reported_in_the_summary(lake: Lake, site: Site):
+    ids = sorted(site.published_versions("pages"))
+    done = {"n": 0}
+
+    def delete_once(collection, params):
+        if collection == "pages" and params.get("offset") not in (None, "0") and not done["n"]:
+            done["n"] = 1
+            site.delete("pages", ids[1])
+
+    lake.server.before_request = delete_once
+    summary = lake.run(endpoints=["pages"], per_page=20, http={"max_connections": 1})
+    assert {e.endpoint: e.rereads for e in summary.endpoints}["pages"] >= 1
