@@ -76,7 +76,9 @@ def build_rest_api_config(
         resources.append({"name": api_resource_name(endpoint), "endpoint": endpoint_config})
     return {
         "client": {"base_url": settings.base_url or "", "session": session},
-        "resource_defaults": {"write_disposition": "append", "max_table_nesting": 0},
+        # endpoints are extracted in parallel (dlt's thread pool); windows of one endpoint are
+        # concurrent through the paginator's prefetch
+        "resource_defaults": {"write_disposition": "append", "max_table_nesting": 0, "parallelized": True},
         "resources": resources,
     }
 
