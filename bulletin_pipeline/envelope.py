@@ -147,7 +147,7 @@ class Envelope:
         return pa.Table.from_arrays(
             [
                 pa.array(ids, pa.int64()),
-                pa.array([self.inserted_at] * count, pa.timestamp("us", tz="UTC")),
+                pa.repeat(pa.scalar(self.inserted_at, pa.timestamp("us", tz="UTC")), count),
                 # orjson always writes valid UTF-8: reinterpret the bytes instead of re-validating
                 pa.array(payloads, pa.binary()).view(pa.string()),
                 pa.array(hashes, pa.string()),

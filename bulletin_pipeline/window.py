@@ -102,41 +102,55 @@ def version_of(record: Dict[str, Any]) -> Optional[str]:
 
 
 class WrittenVersions:
-    """id -> version of records already written, kept in dlt resource state for the overlap.
+    """Which record versions are already written, for the overlap dedup.
 
-    `persistent` is the resource-state mapping (committed with the load package) or None for
-    stateless runs, which then dedupe only within themselves.
+    Two maps: `_run` (id -> version, everything this run wrote: re-reads inside one run never
+    write twice) and the persistent one in dlt resource state, committed with the load package,
+    which only needs the versions the next run's overlap can bring back. The persistent map is
+    pruned to `horizon_seconds` behind the newest version as it grows, so state stays small even
+    on a first load of a large site. `persistent` is None for stateless runs (backfills).
     """
 
     def __init__(self, persistent: Optional[MutableMapping[str, Any]], horizon_seconds: int) -> None:
-        self._persistent = persistent
-        self._versions: Dict[str, str] = {}
-        if persistent is not None:
-            self._versions = persistent.setdefault(LEDGER_KEY, {})
-            self._prune(horizon_seconds)
+        self._horizon = horizon_seconds
+        self._run: Dict[int, str] = {}
+        self._stored: Dict[str, str] = {} if persistent is None else persistent.setdefault(LEDGER_KEY, {})
+        self._persist = persistent is not None
+        self._newest = max(self._stored.values(), default="")
+        self._prune()
 
     def is_written(self, record_id: int, version: Optional[str]) -> bool:
-        return version is not None and self._versions.get(str(record_id)) == version
+        if version is None:
+            return False
+        return self._run.get(record_id) == version or self._stored.get(str(record_id)) == version
 
     def add(self, record_id: int, version: Optional[str]) -> None:
-        if version is not None:
-            self._versions[str(record_id)] = version
+        if version is None:
+            return
+        self._run[record_id] = version
+        if self._persist:
+            self._stored[str(record_id)] = version
+            if version > self._newest:
+                self._newest = version
+            if len(self._stored) > self._prune_at:
+                self._prune()
 
     def __len__(self) -> int:
-        return len(self._versions)
+        return len(self._stored)
 
-    def _prune(self, horizon_seconds: int) -> None:
-        """Forget versions too old to come back through the overlap (keeps state small)."""
-        if not self._versions:
+    def _prune(self) -> None:
+        """Forget versions too old to come back through the next run's overlap."""
+        self._prune_at = max(4096, 2 * len(self._stored))
+        if not self._stored or not self._newest:
             return
-        newest = max(self._versions.values())
         try:
-            limit = dt.datetime.strptime(newest[:19], WP_DATETIME_FORMAT) - dt.timedelta(seconds=horizon_seconds)
+            newest = dt.datetime.strptime(self._newest[:19], WP_DATETIME_FORMAT)
         except ValueError:
             return
-        cutoff = limit.strftime(WP_DATETIME_FORMAT)
-        for key in [k for k, v in self._versions.items() if v[:19] < cutoff]:
-            del self._versions[key]
+        cutoff = (newest - dt.timedelta(seconds=self._horizon)).strftime(WP_DATETIME_FORMAT)
+        for key in [k for k, v in self._stored.items() if v[:19] < cutoff]:
+            del self._stored[key]
+        self._prune_at = max(4096, 2 * len(self._stored))
 
 
 def ledger_horizon(settings: BulletinSettings) -> int:

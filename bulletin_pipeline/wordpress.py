@@ -36,7 +36,6 @@ import concurrent.futures
 import copy
 import email.utils
 import logging
-import re
 import ssl
 import threading
 import time
@@ -59,13 +58,16 @@ log = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 507, 520, 521, 522, 523, 524})
 MAX_RETRY_AFTER_SECONDS = 120.0
 # Integers beyond 64 bits would come back from orjson as floats (lossy); stdlib json keeps them.
-_BIG_INT = re.compile(rb"[\[:,]\s*-?\d{19,}")
+# Any run of 19 digits (in a string or not) sends the body to the exact parser: mapping every digit
+# to "0" and searching is several times faster than a regex over a ~1 MB page.
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_NINETEEN_DIGITS = b"0" * 19
 _FORWARDED_HEADERS = ("authorization", "cookie")
 
 
 def loads(body: bytes) -> Any:
     """Parse JSON fast (orjson), exactly (stdlib) when the body may hold a >64-bit integer."""
-    if _BIG_INT.search(body):
+    if _NINETEEN_DIGITS in body.translate(_DIGITS_TO_ZERO):
         import json
 
         return json.loads(body)

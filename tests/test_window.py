@@ -96,3 +96,17 @@ def test_env_config_and_flags_win(monkeypatch):
     assert (
         resolve_settings(base_url="http://flag.example/wp-json/wp/v2").base_url == "http://flag.example/wp-json/wp/v2/"
     )
+
+
+def test_ledger_state_stays_bounded_on_a_large_first_load():
+    """A first load of a big site must not put every record into dlt state (memory, state size)."""
+    import datetime as dt
+
+    state: dict = {}
+    ledger = WrittenVersions(state, 3600)
+    start = dt.datetime(2020, 1, 1)
+    for n in range(50_000):
+        ledger.add(n, (start + dt.timedelta(minutes=n)).strftime("%Y-%m-%dT%H:%M:%S"))
+    assert len(state["written_versions"]) < 10_000
+    assert ledger.is_written(10, (start + dt.timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%S")), "run-local dedup"
+    assert "49999" in state["written_versions"]
