@@ -64,9 +64,7 @@ class EnvelopeStats:
     rejected: int = 0
     duplicates: int = 0
     pages: int = 0
-    first_at: Optional[float] = None
     last_at: Optional[float] = None
-    max_modified: Optional[str] = None
     rejected_examples: List[str] = field(default_factory=list)
 
 
@@ -117,9 +115,6 @@ class Envelope:
                 hashes.append(digest)
             if record_id is not None:
                 self.ledger.add(record_id, version_of(record))
-                modified = record.get("modified")
-                if isinstance(modified, str) and (self.stats.max_modified or "") < modified:
-                    self.stats.max_modified = modified
         self.stats.loaded += len(ids)
         self.stats.rejected += len(rejected)
         for _, error, _, _ in rejected[: max(0, 3 - len(self.stats.rejected_examples))]:

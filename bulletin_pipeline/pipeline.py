@@ -18,7 +18,7 @@ from dlt.common.pipeline import LoadInfo
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import retention
-from .destination import DATASET_NAME, configure_parquet, make_destination
+from .destination import DATASET_NAME, configure_parquet, make_destination, partition_datetime
 from .envelope import Envelope
 from .errors import BulletinError, ConfigError, DestinationError, RejectedRecords
 from .probe import probe_endpoint
@@ -249,7 +249,7 @@ def run_pipeline(
             summary.rejected = env.stats.rejected
             summary.duplicates_skipped = env.stats.duplicates
             summary.rejected_examples = env.stats.rejected_examples
-            if env.stats.first_at is not None and env.stats.last_at is not None:
+            if env.stats.last_at is not None:
                 summary.seconds = round(env.stats.last_at - started, 3)
         summaries.append(summary)
 
@@ -257,9 +257,7 @@ def run_pipeline(
         pipeline_name=PIPELINE_NAME,
         dataset_path=f"{pipeline.destination.config_params.get('bucket_url', '')}/{DATASET_NAME}",  # type: ignore[union-attr]
         load_id=info.loads_ids[0] if info and info.loads_ids else None,
-        partition=make_destination(settings, inserted_at)
-        .config_params["current_datetime"]
-        .strftime("load_date=%Y-%m-%d/load_time=%H:%M:%S"),
+        partition=partition_datetime(settings, inserted_at).strftime("load_date=%Y-%m-%d/load_time=%H:%M:%S"),
         endpoints=summaries,
         seconds=round(time.monotonic() - started, 3),
         requests=transport.stats.requests,

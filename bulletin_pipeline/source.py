@@ -109,7 +109,6 @@ def _envelope_transformer(
             _state[endpoint] = holder
             on_envelope(holder)
         holder.stats.pages += 1
-        holder.stats.first_at = holder.stats.first_at or time.monotonic()
         data, rejected = holder.wrap(page)
         holder.stats.last_at = time.monotonic()
         # both tables are named per item: a static table_name hint on the resource would make dlt

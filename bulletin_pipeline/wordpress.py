@@ -88,7 +88,6 @@ class RawResponse:
 class TransportStats:
     requests: int = 0
     retries: int = 0
-    bytes: int = 0
     http_versions: Dict[str, int] = field(default_factory=dict)
 
 
@@ -187,7 +186,6 @@ class Transport:
                 await asyncio.sleep(self.backoff(attempt))
                 continue
             self.stats.requests += 1
-            self.stats.bytes += len(response.content)
             version = response.http_version
             self.stats.http_versions[version] = self.stats.http_versions.get(version, 0) + 1
             if response.status_code in RETRY_STATUSES and attempt < attempts:
@@ -359,7 +357,6 @@ class OverlappingWindowPaginator(BasePaginator):
         self.max_reread_attempts = max_reread_attempts
         self.progress = progress
         self.rereads = 0
-        self.listing_changed = False
         self._reset()
 
     def _reset(self) -> None:
@@ -401,8 +398,6 @@ class OverlappingWindowPaginator(BasePaginator):
             # shrank under us) answers X-WP-Total: 0, which means "unknown", not "empty"
             total = None
         previous_total = self._total
-        if previous_total is not None and total is not None and total != previous_total:
-            self.listing_changed = True
         if total is not None:
             self._total = total
         if self._template is not None and self._headers is None and response.request is not None:
@@ -413,7 +408,6 @@ class OverlappingWindowPaginator(BasePaginator):
         reaches_end = total is None or offset + self.per_page >= total
 
         if not self._connects(offset, ids, total, previous_total):
-            self.listing_changed = True
             return self._open_gap(offset, ids, total)
         # A window without a single visible record proves nothing by ids (WordPress counts items
         # it then hides: media attached to unpublished pages), so the next one may connect on an
