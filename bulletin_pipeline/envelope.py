@@ -1,29 +1,34 @@
-"""A page of WordPress records -> one pyarrow table in the original Parquet contract.
+"""Digested pages -> arrow tables in the original Parquet contract, for dlt's arrow path.
 
 Every data row has exactly `id` (int64), `dl_inserted_at` (UTC timestamp, one value per run),
-`payload` (the record's JSON) and `dl_hash` (SHA-256 hex of the payload's UTF-8 bytes).
-The payload is the record as served, re-serialised with orjson: keys keep the server's order,
-floats use the shortest round-trip form and strings are emitted as UTF-8 without escapes, so the
-same JSON from the server always gives the same payload and hash. Records that fail validation go
-to the `rejected` table with the error instead; nothing is dropped silently.
+`payload` (the record's JSON) and `dl_hash` (SHA-256 hex of the payload's UTF-8 bytes); see
+`digest.py` for how payload and hash are made. Records that fail validation go to the `rejected`
+table with the error instead; nothing is dropped silently.
 
-One arrow table per API page lets dlt take its arrow path (no row-by-row normalisation).
+The envelope receives the light rows that came through dlt's incremental (which may have dropped
+some), drops versions already written (the overlap dedup), and takes the surviving records from
+their pages' tables in bulk. Data tables are handed to dlt in batches of several pages: dlt
+recomputes a table's schema and contracts for every arrow item it extracts (~5 ms each), which
+per 100-record page cost more than writing the Parquet. The last batch leaves when the paginator's
+end-of-listing row arrives, which dlt's incremental always lets through (it has no cursor).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
+import itertools
+import threading
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple, Type
+from typing import Any, Dict, List, Optional, Tuple
 
-import orjson
 import pyarrow as pa
-from pydantic import ValidationError
+import pyarrow.compute as pc
 
-from .schemas import WordPressObject, page_validator
+from .digest import PAGE_TOKEN, ROW_INDEX, DigestedPage
 from .window import WrittenVersions, version_of
+
+END_OF_LISTING = "_end_of_listing"
+BATCH_ROWS = 2000
 
 DATA_SCHEMA = pa.schema(
     [
@@ -45,17 +50,36 @@ REJECTED_SCHEMA = pa.schema(
 )
 
 
-def serialize(record: Any) -> bytes:
-    try:
-        return orjson.dumps(record)
-    except TypeError:
-        # orjson refuses integers beyond 64 bits; stdlib json writes them exactly, in the same
-        # compact UTF-8 shape (and always for that record, so its hash stays stable)
-        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+class DigestedPages:
+    """Digested pages waiting for their envelope, by token.
 
+    Light rows carry their page's token, not the page: dlt's incremental keeps the rows at the
+    highest cursor value for the whole run (its boundary dedup), and a row holding its page would
+    keep every such page's table alive. Pages of one endpoint reach the envelope in the order
+    they were handed to dlt, so taking a page also forgets older ones whose rows dlt dropped.
+    """
 
-def payload_hash(payload: bytes) -> str:
-    return hashlib.sha256(payload).hexdigest()
+    def __init__(self) -> None:
+        self._tokens = itertools.count(1)
+        self._pages: Dict[str, Dict[int, DigestedPage]] = {}
+        self._lock = threading.Lock()
+
+    def tag(self, endpoint: str, page: DigestedPage) -> List[Dict[str, Any]]:
+        """The page's light rows, each tagged with the page's token."""
+        with self._lock:
+            token = next(self._tokens)
+            self._pages.setdefault(endpoint, {})[token] = page
+        rows, page.rows = page.rows, []
+        for row in rows:
+            row[PAGE_TOKEN] = token
+        return rows
+
+    def take(self, endpoint: str, token: int) -> DigestedPage:
+        with self._lock:
+            pages = self._pages.get(endpoint, {})
+            for older in [t for t in pages if t < token]:
+                del pages[older]
+            return pages.pop(token)
 
 
 @dataclass
@@ -69,99 +93,109 @@ class EnvelopeStats:
 
 
 class Envelope:
-    """Wraps the pages of one endpoint; holds that endpoint's dedup ledger and counters."""
+    """Wraps the pages of one endpoint; holds that endpoint's dedup ledger, batch and counters."""
 
     def __init__(
         self,
         endpoint: str,
-        model: Type[WordPressObject],
         inserted_at: dt.datetime,
         ledger: WrittenVersions,
+        pages: DigestedPages,
+        batch_rows: int = BATCH_ROWS,
     ) -> None:
         self.endpoint = endpoint
-        self.validator = page_validator(model)
+        self.pages = pages
         self.inserted_at = inserted_at
         self.ledger = ledger
+        self.batch_rows = batch_rows
         self.stats = EnvelopeStats()
+        self._batch: List[pa.Table] = []
+        self._batch_len = 0
 
-    def wrap(self, records: List[Any]) -> Tuple[Optional[pa.Table], Optional[pa.Table]]:
-        """(data table or None, rejected table or None) for one page of records."""
-        fresh: List[Any] = []
-        for record in records:
-            if isinstance(record, dict) and type(record.get("id")) is int:
-                if self.ledger.is_written(record["id"], version_of(record)):
+    @property
+    def pending(self) -> int:
+        """Records taken but not yet handed to dlt (must be 0 once the listing ended)."""
+        return self._batch_len
+
+    def wrap(self, rows: List[Any]) -> Tuple[Optional[pa.Table], Optional[pa.Table]]:
+        """(data batch or None, rejected table or None) after one page's light rows."""
+        picked: Dict[int, List[int]] = {}
+        end = False
+        for row in rows:
+            token = row.get(PAGE_TOKEN)
+            if token is None:
+                if not row.get(END_OF_LISTING):
+                    # a record that skipped digest_page: writing nothing for it would lose it
+                    raise RuntimeError(f"{self.endpoint}: a page reached the envelope without its digest")
+                end = True
+                continue
+            record_id = row["id"]
+            if type(record_id) is int:
+                version = version_of(row)
+                if self.ledger.is_written(record_id, version):
                     self.stats.duplicates += 1
                     continue
-            fresh.append(record)
-        if not fresh:
-            return None, None
-        errors = self._errors(fresh)
+                self.ledger.add(record_id, version)
+            indices = picked.get(token)
+            if indices is None:
+                indices = picked[token] = []
+            indices.append(row[ROW_INDEX])
 
-        ids: List[int] = []
-        payloads: List[bytes] = []
-        hashes: List[str] = []
-        rejected: List[Tuple[Optional[int], str, bytes, str]] = []
-        for index, record in enumerate(fresh):
-            payload = serialize(record)
-            digest = payload_hash(payload)
-            record_id = record.get("id") if isinstance(record, dict) else None
-            if type(record_id) is not int:
-                record_id = None
-            if index in errors:
-                rejected.append((record_id, errors[index], payload, digest))
+        rejected: List[pa.Table] = []
+        for token, indices in picked.items():
+            table = self.pages.take(self.endpoint, token).table
+            assert table is not None and indices
+            # usually the records that survive are one run of the page (all but the first, which
+            # the previous window already wrote - windows overlap by one): a zero-copy slice then
+            first, count = indices[0], len(indices)
+            if indices[-1] - first == count - 1:
+                taken = table.slice(first, count)
             else:
-                ids.append(record_id)  # type: ignore[arg-type]
-                payloads.append(payload)
-                hashes.append(digest)
-            if record_id is not None:
-                self.ledger.add(record_id, version_of(record))
-        self.stats.loaded += len(ids)
-        self.stats.rejected += len(rejected)
-        for _, error, _, _ in rejected[: max(0, 3 - len(self.stats.rejected_examples))]:
-            self.stats.rejected_examples.append(error)
-        return self._data_table(ids, payloads, hashes), self._rejected_table(rejected)
+                taken = table.take(pa.array(indices, pa.int64()))
+            errors = taken.column("error")
+            if errors.null_count < len(taken):
+                valid = pc.is_null(errors)
+                rejected.append(taken.filter(pc.invert(valid)))
+                taken = taken.filter(valid)
+            if len(taken):
+                self._batch.append(taken)
+                self._batch_len += len(taken)
+        rejected_table = self._rejected_table(rejected)
+        data = self.flush() if end or self._batch_len >= self.batch_rows else None
+        return data, rejected_table
 
-    def _errors(self, records: List[Any]) -> Dict[int, str]:
-        """index -> one-line error, validating the whole page in one pydantic call."""
-        try:
-            self.validator.validate_python(records)
-            return {}
-        except ValidationError as exc:
-            errors: Dict[int, List[str]] = {}
-            for error in exc.errors(include_url=False, include_input=False):
-                loc = error["loc"]
-                index = loc[0] if loc and isinstance(loc[0], int) else 0
-                where = ".".join(str(part) for part in loc[1:]) or "record"
-                errors.setdefault(index, []).append(f"{where}: {error['msg']}")
-            return {index: "; ".join(messages) for index, messages in errors.items()}
-
-    def _data_table(self, ids: List[int], payloads: List[bytes], hashes: List[str]) -> Optional[pa.Table]:
-        if not ids:
+    def flush(self) -> Optional[pa.Table]:
+        if not self._batch:
             return None
-        count = len(ids)
+        batch = pa.concat_tables(self._batch)
+        self._batch, self._batch_len = [], 0
+        self.stats.loaded += len(batch)
         return pa.Table.from_arrays(
             [
-                pa.array(ids, pa.int64()),
-                pa.repeat(pa.scalar(self.inserted_at, pa.timestamp("us", tz="UTC")), count),
-                # orjson always writes valid UTF-8: reinterpret the bytes instead of re-validating
-                pa.array(payloads, pa.binary()).view(pa.string()),
-                pa.array(hashes, pa.string()),
+                batch.column("id"),
+                pa.repeat(pa.scalar(self.inserted_at, pa.timestamp("us", tz="UTC")), len(batch)),
+                batch.column("payload"),
+                batch.column("dl_hash"),
             ],
             schema=DATA_SCHEMA,
         )
 
-    def _rejected_table(self, rows: List[Tuple[Optional[int], str, bytes, str]]) -> Optional[pa.Table]:
-        if not rows:
+    def _rejected_table(self, parts: List[pa.Table]) -> Optional[pa.Table]:
+        if not parts:
             return None
+        rows = pa.concat_tables(parts)
         count = len(rows)
+        self.stats.rejected += count
+        errors = rows.column("error").to_pylist()
+        self.stats.rejected_examples.extend(errors[: max(0, 3 - len(self.stats.rejected_examples))])
         return pa.Table.from_arrays(
             [
-                pa.array([self.endpoint] * count, pa.string()),
-                pa.array([r[0] for r in rows], pa.int64()),
-                pa.array([self.inserted_at] * count, pa.timestamp("us", tz="UTC")),
-                pa.array([r[1] for r in rows], pa.string()),
-                pa.array([r[2] for r in rows], pa.binary()).cast(pa.string()),
-                pa.array([r[3] for r in rows], pa.string()),
+                pa.repeat(pa.scalar(self.endpoint, pa.string()), count),
+                rows.column("id"),
+                pa.repeat(pa.scalar(self.inserted_at, pa.timestamp("us", tz="UTC")), count),
+                rows.column("error"),
+                rows.column("payload"),
+                rows.column("dl_hash"),
             ],
             schema=REJECTED_SCHEMA,
         )

@@ -18,7 +18,8 @@ from dlt.common.pipeline import LoadInfo
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import retention
-from .destination import DATASET_NAME, configure_parquet, make_destination, partition_datetime
+from .destination import DATASET_NAME, configure_arrow_memory, configure_parquet, make_destination, partition_datetime
+from .digest import default_workers
 from .envelope import Envelope
 from .errors import BulletinError, ConfigError, DestinationError, RejectedRecords
 from .probe import probe_endpoint
@@ -156,6 +157,9 @@ def restore_state(pipeline: dlt.Pipeline) -> None:
     """Pull the newest state from the lake when it is newer than the local one (fresh runners)."""
     try:
         pipeline.sync_destination()
+        # run() would sync a second time (a full read of the lake's state and schemas, slow on
+        # S3) unless it believes it already did: dlt 1.31 only sets this flag inside run()
+        pipeline._state_restored = True
     except Exception as exc:  # noqa: BLE001 - rendered as one line for the user
         raise DestinationError(
             f"cannot read the destination {pipeline.destination.config_params.get('bucket_url', '')}: "  # type: ignore[union-attr]
@@ -191,6 +195,7 @@ def run_pipeline(
     started = time.monotonic()
     inserted_at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     configure_parquet(settings)
+    configure_arrow_memory()
     pipeline = make_pipeline(settings, inserted_at)
     preflight_destination(pipeline)
     restore_state(pipeline)
@@ -203,7 +208,12 @@ def run_pipeline(
 
     envelopes: Dict[str, Envelope] = {}
     paginators: Dict[str, Any] = {}
-    transport = Transport(settings.http)
+    workers = default_workers() if settings.digest_workers is None else settings.digest_workers
+    transport = Transport(settings.http, workers)
+    if any(plan.mode in ("initial", "full_refresh") for plan in plans.values()):
+        # a first load or a full refresh reads whole collections: have the digest workers ready
+        # when the first windows arrive (incremental runs start them only for a large listing)
+        transport.start_digesters()
     session = WordPressSession(transport)
     skipped: Dict[str, str] = {}
     try:

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional
 from urllib.parse import urlencode
 
+from .digest import loads
 from .settings import BulletinSettings
+from .transport import Transport
 from .window import WindowPlan, version_of
-from .wordpress import Transport, check_response, loads
+from .wordpress import check_response
 
 PROBE_PAGE = 100
 

@@ -1,8 +1,14 @@
-"""Pydantic models of WordPress REST objects, one per collection, plus a generic fallback.
+"""Pydantic schemas of WordPress REST objects, one per collection, plus a generic fallback.
 
 They check what the lake relies on (types of the documented fields) and nothing more: unknown
-fields are allowed, and the payload written to the lake is always the record as served, never the
-model's dump. `id` is required everywhere; `modified` only where the collection is incremental.
+fields are allowed, and the payload written to the lake is always the record as served, never a
+validated copy. `id` is required everywhere; `modified` only where the collection is incremental.
+
+They are TypedDicts, validated by pydantic (`TypeAdapter`), rather than BaseModels: nothing is
+ever read back from a validated record, and pydantic validates a page of TypedDicts about twice as
+fast as a page of models (no instances, no copy of the unknown fields), which matters at 400
+records a second per core. To add a collection, subclass `WordPressPost` (or `WordPressObject`)
+and register it in `MODELS`.
 """
 
 from __future__ import annotations
@@ -10,25 +16,22 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Dict, List, Optional, Type, Union
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter
+from pydantic import TypeAdapter
+from typing_extensions import NotRequired, TypedDict
 
 JsonObject = Dict[str, Any]
 
 
-class _WordPressModel(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
-class Rendered(_WordPressModel):
+class Rendered(TypedDict):
     rendered: str
 
 
 class RenderedProtected(Rendered):
-    protected: bool = False
+    protected: NotRequired[bool]
 
 
-class WordPressObject(_WordPressModel):
-    """Any REST object: categories, tags, users, custom post types without a model of their own."""
+class WordPressObject(TypedDict):
+    """Any REST object: categories, tags, users, custom post types without a schema of their own."""
 
     id: int
 
@@ -36,57 +39,57 @@ class WordPressObject(_WordPressModel):
 class WordPressPost(WordPressObject):
     """Fields every post type shares (pages, media, posts, custom post types)."""
 
-    date: Optional[dt.datetime] = None
-    date_gmt: Optional[dt.datetime] = None
-    guid: Optional[Rendered] = None
+    date: NotRequired[Optional[dt.datetime]]
+    date_gmt: NotRequired[Optional[dt.datetime]]
+    guid: NotRequired[Optional[Rendered]]
     modified: dt.datetime
-    modified_gmt: Optional[dt.datetime] = None
+    modified_gmt: NotRequired[Optional[dt.datetime]]
     slug: str
     status: str
     type: str
     link: str
-    title: Optional[Rendered] = None
-    author: Optional[int] = None
-    comment_status: Optional[str] = None
-    ping_status: Optional[str] = None
-    template: Optional[str] = None
-    meta: Union[List[Any], Dict[str, Any], None] = None
+    title: NotRequired[Optional[Rendered]]
+    author: NotRequired[Optional[int]]
+    comment_status: NotRequired[Optional[str]]
+    ping_status: NotRequired[Optional[str]]
+    template: NotRequired[Optional[str]]
+    meta: NotRequired[Union[List[Any], Dict[str, Any], None]]
 
 
 class Page(WordPressPost):
     content: RenderedProtected
     excerpt: RenderedProtected
-    featured_media: int = 0
-    parent: int = 0
-    menu_order: int = 0
+    featured_media: NotRequired[int]
+    parent: NotRequired[int]
+    menu_order: NotRequired[int]
 
 
 class Media(WordPressPost):
-    description: Optional[Rendered] = None
-    caption: Optional[Rendered] = None
-    alt_text: str = ""
+    description: NotRequired[Optional[Rendered]]
+    caption: NotRequired[Optional[Rendered]]
+    alt_text: NotRequired[str]
     media_type: str
     mime_type: str
-    media_details: Union[Dict[str, Any], List[Any], None] = None
-    post: Optional[int] = None
+    media_details: NotRequired[Union[Dict[str, Any], List[Any], None]]
+    post: NotRequired[Optional[int]]
     source_url: str
 
 
 class Post(WordPressPost):
     content: RenderedProtected
     excerpt: RenderedProtected
-    featured_media: int = 0
-    sticky: bool = False
-    format: str = "standard"
-    categories: List[int] = []
-    tags: List[int] = []
+    featured_media: NotRequired[int]
+    sticky: NotRequired[bool]
+    format: NotRequired[str]
+    categories: NotRequired[List[int]]
+    tags: NotRequired[List[int]]
 
 
 MODELS: Dict[str, Type[WordPressObject]] = {"pages": Page, "media": Media, "posts": Post}
 
 
 def model_for(collection: str, incremental: bool = True) -> Type[WordPressObject]:
-    """The collection's own model, else the generic post (incremental) or object model."""
+    """The collection's own schema, else the generic post (incremental) or object schema."""
     return MODELS.get(collection, WordPressPost if incremental else WordPressObject)
 
 

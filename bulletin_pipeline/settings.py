@@ -75,6 +75,10 @@ class BulletinSettings(BaseConfiguration):
     compression: str = "snappy"
     pipelines_dir: Optional[str] = None
     max_reread_attempts: int = 5
+    digest_workers: Optional[int] = None
+    """Processes that parse, validate and hash the pages of large collections (more than 5,000
+    records; see transport.py). Default: one per CPU core but one; 0: none, all in the extract
+    thread. Set explicitly, they are used for every collection."""
     site_id: Optional[str] = None
     """Which site the stored state belongs to (default: base_url); a mismatch stops the run."""
     http: HttpSettings = dataclasses.field(default_factory=HttpSettings)
@@ -151,6 +155,8 @@ def validate(settings: BulletinSettings) -> None:
         raise ConfigError(f"overlap_seconds must be >= 0, got {settings.overlap_seconds}")
     if settings.compression not in ("none", "snappy", "gzip", "brotli", "lz4", "zstd"):
         raise ConfigError(f"compression {settings.compression!r} is not one of none, snappy, gzip, brotli, lz4, zstd")
+    if settings.digest_workers is not None and settings.digest_workers < 0:
+        raise ConfigError(f"digest_workers must be 0 or more, got {settings.digest_workers}")
     http = settings.http
     if http.max_connections < 1 or http.max_attempts < 1:
         raise ConfigError("http.max_connections and http.max_attempts must be >= 1")

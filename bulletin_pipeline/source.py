@@ -18,11 +18,10 @@ from dlt.common import jsonpath
 from dlt.extract.resource import DltResource
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 
-from .envelope import Envelope
-from .schemas import model_for
+from .envelope import DigestedPages, Envelope
 from .settings import BulletinSettings
-from .window import WindowPlan, WrittenVersions, incremental_config, ledger_horizon
-from .wordpress import OverlappingWindowPaginator, ProgressCallback, WordPressSession
+from .window import WindowPlan, WrittenVersions, incremental_config, ledger_horizon, run_memory
+from .wordpress import POOL_MIN_RECORDS, OverlappingWindowPaginator, ProgressCallback, WordPressSession
 
 SOURCE_NAME = "bulletin"
 DATA_SELECTOR = jsonpath.compile_path("$")  # a WordPress list answer is the page itself
@@ -58,9 +57,13 @@ def build_rest_api_config(
             endpoint,
             session,
             per_page=settings.per_page,
-            prefetch_window=settings.http.max_connections,
+            # the endpoints are read in parallel: together they keep max_connections in flight
+            # (and hold at most that many pages ahead of the extract, ~0.6 MB each)
+            prefetch_window=-(-settings.http.max_connections // max(1, len(settings.endpoints))),
             max_reread_attempts=settings.max_reread_attempts,
             progress=progress,
+            incremental=collection.incremental,
+            pool_min_records=POOL_MIN_RECORDS if settings.digest_workers is None else 0,
         )
         if paginators is not None:
             paginators[endpoint] = paginator
@@ -90,10 +93,8 @@ def _envelope_transformer(
     settings: BulletinSettings,
     inserted_at: dt.datetime,
     on_envelope: Callable[[Envelope], None],
+    pages: DigestedPages,
 ) -> DltResource:
-    incremental = settings.collection(endpoint).incremental
-    model = model_for(endpoint, incremental)
-
     @dlt.transformer(
         data_from=api_resource,
         name=envelope_resource_name(endpoint),
@@ -105,7 +106,8 @@ def _envelope_transformer(
             # Only stateful runs persist what they wrote; backfills and full refreshes of an
             # endpoint that has a cursor dedupe within the run only.
             persistent = dlt.current.resource_state() if plan.stateful else None
-            holder = Envelope(endpoint, model, inserted_at, WrittenVersions(persistent, ledger_horizon(settings)))
+            ledger = WrittenVersions(persistent, ledger_horizon(settings), recent=run_memory(settings))
+            holder = Envelope(endpoint, inserted_at, ledger, pages)
             _state[endpoint] = holder
             on_envelope(holder)
         holder.stats.pages += 1
@@ -143,6 +145,7 @@ def bulletin_source(
             settings,
             inserted_at,
             on_envelope or (lambda _: None),
+            session.pages,
         )
     yield _site_marker(settings.site_id or settings.base_url or "")
 

@@ -11,11 +11,12 @@ resolution. Two ways a record can slip behind a cursor that only moves forward:
 
 So every incremental run re-reads `overlap_seconds` (default 2 h: the repeated hour plus margin)
 behind the stored cursor, through dlt's `lag`, and sends the lagged value as `modified_after` via
-the `{incremental.start_value}` placeholder. dlt turns its own boundary dedup off when `lag` is set,
-so the overlap is deduplicated here: `WrittenVersions` remembers, in dlt resource state, the
-version of every record written inside the overlap horizon and drops a record whose version was
-already written. A version is `id` + `modified_gmt` (not a hash - WordPress renders some HTML
-differently per request - and not local `modified`, which repeats during the DST hour).
+the `{incremental.start_value}` placeholder. dlt's own boundary dedup is off (it keys on the
+cursor value, which is exactly what cannot be trusted here), so the overlap is deduplicated
+here: `WrittenVersions` remembers, in dlt resource state, the version of every record written
+inside the overlap horizon and drops a record whose version was already written. A version is
+`id` + `modified_gmt` (not a hash - WordPress renders some HTML differently per request - and
+not local `modified`, which repeats during the DST hour).
 
 The cursor itself is dlt's: it is committed with the load package, so a run that fails before its
 data is written leaves the stored cursor where it was.
@@ -80,7 +81,9 @@ def plan_window(
 
 def incremental_config(plan: WindowPlan, settings: BulletinSettings) -> Optional[Dict[str, Any]]:
     """The rest_api `incremental` block for a plan (None: the endpoint is read without one)."""
-    base: Dict[str, Any] = {"cursor_path": "modified", "on_cursor_value_missing": "include"}
+    # primary_key=[] switches dlt's boundary dedup off: it would hash every row at the highest
+    # cursor value and drop a record saved again in that same second; the ledger dedups instead
+    base: Dict[str, Any] = {"cursor_path": "modified", "on_cursor_value_missing": "include", "primary_key": []}
     if plan.mode in ("incremental", "initial"):
         return {**base, "initial_value": settings.default_baseline_datetime, "lag": settings.overlap_seconds}
     if plan.mode == "full_refresh" and plan.stateful:
@@ -104,15 +107,22 @@ def version_of(record: Dict[str, Any]) -> Optional[str]:
 class WrittenVersions:
     """Which record versions are already written, for the overlap dedup.
 
-    Two maps: `_run` (id -> version, everything this run wrote: re-reads inside one run never
+    Two maps: `_run` (id -> version, what this run wrote lately: re-reads inside one run never
     write twice) and the persistent one in dlt resource state, committed with the load package,
     which only needs the versions the next run's overlap can bring back. The persistent map is
     pruned to `horizon_seconds` behind the newest version as it grows, so state stays small even
     on a first load of a large site. `persistent` is None for stateless runs (backfills).
+
+    `_run` keeps the last `recent` records written (None: all). A re-read reaches back a bounded
+    number of records (`run_memory`), so older entries are never asked for again, and a first
+    load of 200,000 records does not hold 200,000 entries (~30 MB).
     """
 
-    def __init__(self, persistent: Optional[MutableMapping[str, Any]], horizon_seconds: int) -> None:
+    def __init__(
+        self, persistent: Optional[MutableMapping[str, Any]], horizon_seconds: int, recent: Optional[int] = None
+    ) -> None:
         self._horizon = horizon_seconds
+        self._recent = recent
         self._run: Dict[int, str] = {}
         self._stored: Dict[str, str] = {} if persistent is None else persistent.setdefault(LEDGER_KEY, {})
         self._persist = persistent is not None
@@ -127,7 +137,11 @@ class WrittenVersions:
     def add(self, record_id: int, version: Optional[str]) -> None:
         if version is None:
             return
-        self._run[record_id] = version
+        run = self._run
+        run.pop(record_id, None)  # re-inserted: dicts keep insertion order, oldest first
+        run[record_id] = version
+        if self._recent is not None and len(run) > self._recent:
+            del run[next(iter(run))]
         if self._persist:
             self._stored[str(record_id)] = version
             if version > self._newest:
@@ -151,6 +165,13 @@ class WrittenVersions:
         for key in [k for k, v in self._stored.items() if v[:19] < cutoff]:
             del self._stored[key]
         self._prune_at = max(4096, 2 * len(self._stored))
+
+
+def run_memory(settings: BulletinSettings) -> int:
+    """How many recent records the run-local dedup keeps: a gap re-read backs off per_page/2,
+    doubling, at most `max_reread_attempts` times (see wordpress.py), so it never reaches back
+    more than per_page * 2**attempts records; four times that, and at least 10,000."""
+    return max(10_000, 4 * settings.per_page * 2 ** min(settings.max_reread_attempts, 20))
 
 
 def ledger_horizon(settings: BulletinSettings) -> int:

@@ -21,229 +21,81 @@ Two extension points of dlt's `rest_api`, and why:
   rest_api's incremental, data selector and processing steps apply exactly as documented, and
   make the network under it concurrent: once the first window tells the paginator the total, it
   asks the `Transport` to prefetch the following windows over httpx (HTTP/2 when the server
-  offers it), and `send()` answers RESTClient's request for a window from that prefetch. At most
-  `max_connections` requests are in flight across all endpoints, and at most `prefetch_window`
-  answers wait unconsumed per endpoint, so memory stays flat however large the site is.
+  offers it), and `send()` answers RESTClient's request for a window from that prefetch. The
+  endpoints together keep at most `max_connections` requests in flight, and at most that many
+  answers wait unconsumed, so memory stays flat however large the site is.
 
-Retries (exponential backoff, `Retry-After`, timeouts and resets) live in `Transport`, below
-dlt's own retrying requests client, which we do not use for these requests.
+  `.json()` of our responses is the page's light rows (`digest.py`): one small dict per record
+  with what the paginator, dlt's incremental and the envelope need, each pointing at the page's
+  arrow table of payloads and hashes. Pages of large collections are digested in worker
+  processes while the extract works (`transport.py`), the rest here, on first `.json()`.
+
+Retries (exponential backoff, `Retry-After`, timeouts and resets) live in `Transport`
+(`transport.py`), below dlt's own retrying requests client, which we do not use here.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import copy
-import email.utils
 import logging
-import ssl
-import threading
-import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
-import httpx
 import orjson
 import requests
 from dlt.sources.helpers.rest_client.paginators import BasePaginator
 from requests.hooks import dispatch_hook
 from requests.structures import CaseInsensitiveDict
 
-from .errors import InconsistentListing, WordPressError, WordPressUnreachable
-from .settings import HttpSettings
+from .digest import DigestedPage, digest_page, loads
+from .envelope import END_OF_LISTING, DigestedPages
+from .errors import InconsistentListing, WordPressError
+from .transport import DigestSpec, RawResponse, Transport, TransportStats
+
+__all__ = ["RawResponse", "Transport", "TransportStats", "WordPressSession", "OverlappingWindowPaginator"]
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 507, 520, 521, 522, 523, 524})
-MAX_RETRY_AFTER_SECONDS = 120.0
-# Integers beyond 64 bits would come back from orjson as floats (lossy); stdlib json keeps them.
-# Any run of 19 digits (in a string or not) sends the body to the exact parser: mapping every digit
-# to "0" and searching is several times faster than a regex over a ~1 MB page.
-_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
-_NINETEEN_DIGITS = b"0" * 19
 _FORWARDED_HEADERS = ("authorization", "cookie")
-
-
-def loads(body: bytes) -> Any:
-    """Parse JSON fast (orjson), exactly (stdlib) when the body may hold a >64-bit integer."""
-    if _NINETEEN_DIGITS in body.translate(_DIGITS_TO_ZERO):
-        import json
-
-        return json.loads(body)
-    return orjson.loads(body)
-
-
-@dataclass
-class RawResponse:
-    url: str
-    status: int
-    headers: httpx.Headers
-    content: bytes
-    http_version: str
-    attempts: int
-
-
-@dataclass
-class TransportStats:
-    requests: int = 0
-    retries: int = 0
-    http_versions: Dict[str, int] = field(default_factory=dict)
-
-
-class Transport:
-    """One httpx.AsyncClient on a private event-loop thread, shared by every endpoint.
-
-    Callers are dlt's (synchronous) extract threads: `get()` blocks on a future, `prefetch()`
-    schedules requests without waiting. A prefetched answer is handed out once and forgotten.
-    """
-
-    def __init__(self, http: HttpSettings, sleep: Optional[Callable[[float], Any]] = None) -> None:
-        self.http = http
-        self.stats = TransportStats()
-        self._pending: Dict[str, concurrent.futures.Future[RawResponse]] = {}
-        self._lock = threading.Lock()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="wordpress-http", daemon=True)
-        self._thread.start()
-        self._client: httpx.AsyncClient = self._run(self._make_client())
-        self._semaphore: asyncio.Semaphore = self._run(self._make_semaphore())
-        self._closed = False
-
-    def _run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
-
-    async def _make_client(self) -> httpx.AsyncClient:
-        verify: Any = True
-        if self.http.verify:
-            if str(self.http.verify).lower() == "false":
-                verify = False
-            else:
-                verify = ssl.create_default_context(cafile=str(self.http.verify))
-        return httpx.AsyncClient(
-            http2=self.http.http2,
-            verify=verify,
-            limits=httpx.Limits(
-                max_connections=self.http.max_connections,
-                max_keepalive_connections=self.http.max_keepalive_connections,
-            ),
-            timeout=httpx.Timeout(self.http.total_timeout, connect=self.http.connect_timeout),
-            headers={"User-Agent": "bulletin-pipeline (dlt; +https://dlthub.com)", "Accept": "application/json"},
-            follow_redirects=True,
-        )
-
-    async def _make_semaphore(self) -> asyncio.Semaphore:
-        return asyncio.Semaphore(self.http.max_connections)
-
-    def get(self, url: str, headers: Optional[Dict[str, str]] = None) -> RawResponse:
-        with self._lock:
-            future = self._pending.pop(url, None)
-        if future is None:
-            future = asyncio.run_coroutine_threadsafe(self._fetch(url, headers), self._loop)
-        return future.result()
-
-    def prefetch(self, urls: Iterable[str], headers: Optional[Dict[str, str]] = None) -> None:
-        with self._lock:
-            for url in urls:
-                if url not in self._pending and not self._closed:
-                    self._pending[url] = asyncio.run_coroutine_threadsafe(self._fetch(url, headers), self._loop)
-
-    def discard(self, urls: Iterable[str]) -> None:
-        """Forget prefetched answers nobody will ask for (the listing ended earlier than planned)."""
-        with self._lock:
-            for url in urls:
-                future = self._pending.pop(url, None)
-                if future is not None:
-                    future.cancel()
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            pending, self._pending = list(self._pending.values()), {}
-        for future in pending:
-            future.cancel()
-        try:
-            self._run(self._client.aclose())
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-
-    def backoff(self, attempt: int) -> float:
-        """5 s, 10 s, 20 s, 40 s, 60 s with the defaults (the original's policy)."""
-        return float(min(self.http.backoff_max, self.http.backoff_initial * 2 ** (attempt - 1)))
-
-    async def _fetch(self, url: str, headers: Optional[Dict[str, str]]) -> RawResponse:
-        attempts = max(1, self.http.max_attempts)
-        for attempt in range(1, attempts + 1):
-            try:
-                async with self._semaphore:
-                    response = await self._client.get(url, headers=headers)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                if attempt == attempts:
-                    raise _unreachable(url, exc, attempts) from exc
-                self.stats.retries += 1
-                log.info("GET %s failed (%s); retry %d/%d", url, _describe(exc), attempt, attempts - 1)
-                await asyncio.sleep(self.backoff(attempt))
-                continue
-            self.stats.requests += 1
-            version = response.http_version
-            self.stats.http_versions[version] = self.stats.http_versions.get(version, 0) + 1
-            if response.status_code in RETRY_STATUSES and attempt < attempts:
-                self.stats.retries += 1
-                delay = _retry_after(response) or self.backoff(attempt)
-                log.info(
-                    "GET %s answered %d; retry %d/%d in %.1fs", url, response.status_code, attempt, attempts - 1, delay
-                )
-                await asyncio.sleep(delay)
-                continue
-            return RawResponse(
-                url=url,
-                status=response.status_code,
-                headers=response.headers,
-                content=response.content,
-                http_version=version,
-                attempts=attempt,
-            )
-        raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _retry_after(response: httpx.Response) -> Optional[float]:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        if parsed is None:
-            return None
-        seconds = parsed.timestamp() - time.time()
-    return max(0.0, min(seconds, MAX_RETRY_AFTER_SECONDS))
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _unreachable(url: str, exc: BaseException, attempts: int) -> WordPressUnreachable:
-    host = urlsplit(url).netloc
-    return WordPressUnreachable(
-        f"cannot reach {host}: {_describe(exc)} (after {attempts} attempt(s), GET {url}); "
-        "check base_url and that the site is up",
-        url=url,
-    )
+# Collections smaller than this are read without fetch workers: starting one (~0.3 s) costs more
+# than the few pages it would take off the extract thread.
+POOL_MIN_RECORDS = 5000
 
 
 class WordPressResponse(requests.Response):
-    """A requests.Response whose `.json()` is orjson: dlt calls it once per page, on the hot path."""
+    """A requests.Response whose `.json()` is the page's light rows (see digest.py).
+
+    dlt's RESTClient calls `.json()` once per page and hands the result to the paginator and to
+    rest_api's incremental; the records themselves are already serialised and hashed in the
+    page's table, which every light row points at.
+    """
+
+    digest_spec: Optional[DigestSpec] = None
+    digested: Optional[DigestedPage] = None
+    pages: Optional[DigestedPages] = None
+    _rows: Optional[List[Dict[str, Any]]] = None
 
     def json(self, **kwargs: Any) -> Any:
-        return loads(self.content)
+        if self.digest_spec is None:
+            return loads(self.content)
+        if self._rows is None:
+            page = self.digested if self.digested is not None else digest_page(self.content, *self.digest_spec)
+            if page.parse_error:
+                raise WordPressError(
+                    f"GET {self.url} answered {page.parse_error}; the site or a proxy sent a broken page, "
+                    "run again (nothing was committed)",
+                    url=self.url,
+                    status=self.status_code,
+                )
+            assert self.pages is not None
+            self._rows = self.pages.tag(self.digest_spec[0], page)
+        return self._rows
 
 
 def check_response(raw: RawResponse) -> None:
     """Raise a one-line WordPressError for anything that is not a JSON list page."""
+    if raw.digested is not None:
+        return  # a 200 whose body starts a JSON list, already on its way through digest_page
     content_type = raw.headers.get("content-type", "")
     body = raw.content.lstrip()
     if raw.status >= 400:
@@ -295,6 +147,15 @@ class WordPressSession(requests.Session):
         # requests only prepares URLs here (httpx sends them and reads proxies itself); without
         # this, every prepared request looks for a ~/.netrc on disk
         self.trust_env = False
+        self._digest_specs: Dict[str, DigestSpec] = {}
+        self.pages = DigestedPages()
+
+    def register(self, url: str, spec: DigestSpec) -> None:
+        """Pages of the collection at `url` are digested as `spec` says (see WordPressResponse)."""
+        self._digest_specs[_collection_path(url)] = spec
+
+    def digest_spec(self, url: str) -> Optional[DigestSpec]:
+        return self._digest_specs.get(_collection_path(url))
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         assert request.url is not None
@@ -308,6 +169,9 @@ class WordPressSession(requests.Session):
         response.encoding = "utf-8"
         response.reason = "OK"
         response.request = request
+        response.digest_spec = self.digest_spec(request.url)
+        response.digested = raw.digested
+        response.pages = self.pages
         return dispatch_hook("response", request.hooks, response, **kwargs)  # type: ignore[no-any-return]
 
     def url_for(self, request: requests.Request, **params: Any) -> str:
@@ -317,6 +181,10 @@ class WordPressSession(requests.Session):
         url = self.prepare_request(variant).url
         assert url is not None
         return url
+
+
+def _collection_path(url: str) -> str:
+    return urlsplit(url).path.rstrip("/")
 
 
 def forwarded_headers(request: requests.PreparedRequest) -> Optional[Dict[str, str]]:
@@ -347,9 +215,13 @@ class OverlappingWindowPaginator(BasePaginator):
         prefetch_window: int,
         max_reread_attempts: int,
         progress: Optional[ProgressCallback] = None,
+        incremental: bool = True,
+        pool_min_records: int = POOL_MIN_RECORDS,
     ) -> None:
         super().__init__()
         self.endpoint = endpoint
+        self.digest_spec: DigestSpec = (endpoint, incremental)
+        self.pool_min_records = pool_min_records
         self.session = session
         self.per_page = per_page
         self.step = max(1, per_page - 1)
@@ -374,6 +246,7 @@ class OverlappingWindowPaginator(BasePaginator):
         self._prefetched_offsets: set[int] = set()
         self._windows_done = 0
         self._records = 0
+        self._url_parts: Optional[Tuple[str, str]] = None
 
     def __deepcopy__(self, memo: Dict[int, Any]) -> OverlappingWindowPaginator:
         # RESTClient deep-copies a default paginator; the session and its threads must stay shared
@@ -385,6 +258,8 @@ class OverlappingWindowPaginator(BasePaginator):
         self._reset()
         self._template = request
         request.params = {**dict(request.params or {}), "per_page": self.per_page, "offset": 0}  # type: ignore[arg-type]
+        if request.url:
+            self.session.register(str(request.url), self.digest_spec)
 
     def update_request(self, request: requests.Request) -> None:  # type: ignore[override]
         request.params["offset"] = self._offset  # type: ignore[index]
@@ -414,7 +289,11 @@ class OverlappingWindowPaginator(BasePaginator):
         # unchanged X-WP-Total instead. Short windows with some visible records need nothing
         # special: if their hidden tail breaks the overlap, the gap re-read covers it once.
         self._blind_total = total if not ids and not reaches_end else None
-        return self._connected(offset, ids, reaches_end)
+        self._connected(offset, ids, reaches_end)
+        if not self._has_next_page and data is not None:
+            # tells the envelope the listing is complete (its last batch can leave); a row
+            # without a cursor passes dlt's incremental (on_cursor_value_missing="include")
+            data.append({"id": None, END_OF_LISTING: True})
 
     def _connects(self, offset: int, ids: List[int], total: Optional[int], previous_total: Optional[int]) -> bool:
         if offset == 0:
@@ -484,11 +363,28 @@ class OverlappingWindowPaginator(BasePaginator):
                 break
             if offset not in self._prefetched_offsets:
                 self._prefetched_offsets.add(offset)
-                fresh.append(self.session.url_for(self._template, offset=offset))
+                fresh.append(self._url_at(offset))
             offset += self.step
         if fresh:
-            self.session.transport.prefetch(fresh, self._headers)
+            transport = self.session.transport
+            large = self._total >= self.pool_min_records
+            digest = self.digest_spec if large or transport.digesting else None
+            transport.prefetch(fresh, self._headers, digest)
             self._prefetched.extend(fresh)
+
+    def _url_at(self, offset: int) -> str:
+        """The URL RESTClient will send for the window at `offset`: prepared once through
+        requests (so it is exactly RESTClient's), then only the offset changes."""
+        assert self._template is not None
+        if self._url_parts is None:
+            marker = 987654321987654321
+            url = self.session.url_for(self._template, offset=marker)
+            head, sep, tail = url.partition(f"offset={marker}")
+            if not sep:  # pragma: no cover - requests always encodes an int this way
+                return self.session.url_for(self._template, offset=offset)
+            self._url_parts = (head + "offset=", tail)
+        head, tail = self._url_parts
+        return f"{head}{offset}{tail}"
 
     def _finish(self) -> None:
         self._has_next_page = False

@@ -2,7 +2,8 @@
 
 Every record version published when a run starts (and still published when it ends) is, after
 that run or the next quiet one, in the lake: that version or a newer one. Checked over many
-seeded random scenarios: window sizes, concurrency, and site changes injected between requests.
+seeded random scenarios: window sizes, concurrency, digest workers or none, and site changes
+injected between requests.
 Set LOSSLESS_SCENARIOS to run more (the default keeps the suite fast).
 """
 
@@ -61,6 +62,8 @@ def test_no_published_version_is_lost_under_concurrent_changes(seed: int, tmp_pa
             per_page=rng.choice([5, 7, 10, 25]),
             http={"max_connections": rng.choice([1, 3, 8])},
             max_reread_attempts=8,
+            # half the scenarios digest their pages in a worker process, as large sites do
+            digest_workers=rng.choice([0, 1]),
         )
         if rng.random() < 0.5:
             lake.run(**options)  # start from an incremental state half of the time

@@ -4,7 +4,7 @@ import pytest
 
 from bulletin_pipeline.errors import ConfigError
 from bulletin_pipeline.settings import resolve_settings
-from bulletin_pipeline.window import WrittenVersions, incremental_config, plan_window
+from bulletin_pipeline.window import WrittenVersions, incremental_config, plan_window, run_memory
 
 BASE = "http://127.0.0.1:1/wp-json/wp/v2/"
 
@@ -110,3 +110,21 @@ def test_ledger_state_stays_bounded_on_a_large_first_load():
     assert len(state["written_versions"]) < 10_000
     assert ledger.is_written(10, (start + dt.timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%S")), "run-local dedup"
     assert "49999" in state["written_versions"]
+
+
+def test_the_run_local_dedup_keeps_only_the_records_a_re_read_can_reach():
+    ledger = WrittenVersions(None, 0, recent=100)
+    for n in range(1000):
+        ledger.add(n, f"v{n}")
+    assert ledger.is_written(999, "v999") and ledger.is_written(900, "v900")
+    assert not ledger.is_written(899, "v899")  # beyond reach: forgotten, memory stays flat
+    ledger.add(900, "v900")  # re-read: moves to the newest end, so it survives the next 99 adds
+    for n in range(1000, 1099):
+        ledger.add(n, f"v{n}")
+    assert ledger.is_written(900, "v900") and not ledger.is_written(901, "v901")
+
+
+def test_run_memory_covers_the_longest_re_read():
+    s = settings(per_page=100, max_reread_attempts=5)
+    # the paginator backs off 50, 100, 200, 400, 800 records: 1,550 at most
+    assert run_memory(s) >= 4 * 1550

@@ -1,0 +1,158 @@
+"""One API page (the response body) -> what the rest of the pipeline needs of it, in one pass.
+
+`digest_parts` is the CPU-heavy half of a load: parse (orjson), validate (pydantic, the whole
+page in one call), serialise every record back to its payload and hash it. It imports neither
+dlt nor pyarrow, so fetch workers (`worker.py`) run it cheaply; `assemble` then builds the page's
+arrow table in bulk wherever pyarrow is loaded. What travels on through dlt's rest_api (its
+paginator, its incremental, our envelope transformer) is only a light row per record - `id`,
+`modified`, `modified_gmt`, its page's token and its index in that page's table - so dlt's per-row
+work never touches 5 KB records.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+
+from .schemas import model_for, page_validator
+
+# what the light rows carry of each record: the cursor (dlt's incremental), the version (our
+# overlap dedup), the id (paginator contiguity, ledger) - and where the record sits: its page's
+# token (see envelope.DigestedPages) and its index in that page's table
+LIGHT_FIELDS = ("modified", "modified_gmt")
+ROW_INDEX = "_row"
+PAGE_TOKEN = "_page"
+
+# Integers beyond 64 bits would come back from orjson as floats (lossy); stdlib json keeps them.
+# Any run of 19 digits (in a string or not) sends the body to the exact parser: mapping every digit
+# to "0" and searching is several times faster than a regex over a ~1 MB page.
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_NINETEEN_DIGITS = b"0" * 19
+_dumps = orjson.dumps
+_sha256 = hashlib.sha256
+
+
+def loads(body: bytes) -> Any:
+    """Parse JSON fast (orjson), exactly (stdlib) when the body may hold a >64-bit integer."""
+    if _NINETEEN_DIGITS in body.translate(_DIGITS_TO_ZERO):
+        return json.loads(body)
+    return orjson.loads(body)
+
+
+def serialize(record: Any) -> bytes:
+    try:
+        return orjson.dumps(record)
+    except TypeError:
+        # orjson refuses integers beyond 64 bits; stdlib json writes them exactly, in the same
+        # compact UTF-8 shape (and always for that record, so its hash stays stable)
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def payload_hash(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
+
+
+@dataclass
+class PageParts:
+    """What a worker sends back: index-aligned lists, no arrow (workers do not import it)."""
+
+    rows: List[Dict[str, Any]]
+    payloads: List[bytes]
+    hashes: List[str]
+    errors: Dict[int, str]
+    parse_error: Optional[str] = None
+
+
+@dataclass
+class DigestedPage:
+    """A page after digesting: light `rows` and `table` (id, payload, dl_hash, error) align."""
+
+    rows: List[Dict[str, Any]]
+    table: Any  # pyarrow.Table; None when the body could not be parsed
+    parse_error: Optional[str] = None
+
+
+def digest_parts(body: bytes, collection: str, incremental: bool = True) -> PageParts:
+    """Parse, validate, serialise and hash one page of records (any process)."""
+    try:
+        records = loads(body)
+    except ValueError as exc:
+        return PageParts([], [], [], {}, parse_error=f"invalid JSON ({exc})")
+    if not isinstance(records, list):
+        return PageParts([], [], [], {}, parse_error=f"a JSON {type(records).__name__}, not a list")
+    errors = validation_errors(_validator(collection, incremental), records)
+    try:
+        payloads = [_dumps(record) for record in records]
+    except TypeError:
+        payloads = [serialize(record) for record in records]
+    hashes = [_sha256(payload).hexdigest() for payload in payloads]
+    rows = [_light_row(index, record) for index, record in enumerate(records)]
+    return PageParts(rows, payloads, hashes, errors)
+
+
+def assemble(parts: PageParts) -> DigestedPage:
+    """The page's arrow table, built in bulk from a worker's (or our own) lists."""
+    if parts.parse_error:
+        return DigestedPage([], None, parts.parse_error)
+    import pyarrow as pa
+
+    count = len(parts.rows)
+    errors = parts.errors
+    table = pa.Table.from_arrays(
+        [
+            pa.array([row["id"] if type(row["id"]) is int else None for row in parts.rows], pa.int64()),
+            # orjson always writes valid UTF-8: reinterpret the bytes instead of re-validating
+            pa.array(parts.payloads, pa.binary()).view(pa.string()),
+            pa.array(parts.hashes, pa.string()),
+            pa.array([errors.get(i) for i in range(count)], pa.string()) if errors else pa.nulls(count, pa.string()),
+        ],
+        names=["id", "payload", "dl_hash", "error"],
+    )
+    return DigestedPage(parts.rows, table)
+
+
+def digest_page(body: bytes, collection: str, incremental: bool = True) -> DigestedPage:
+    """`digest_parts` + `assemble`, in this process."""
+    return assemble(digest_parts(body, collection, incremental))
+
+
+def _light_row(index: int, record: Any) -> Dict[str, Any]:
+    if not isinstance(record, dict):
+        return {"id": None, ROW_INDEX: index}
+    row = {"id": record.get("id"), ROW_INDEX: index}
+    for name in LIGHT_FIELDS:
+        if name in record:
+            row[name] = record[name]
+    return row
+
+
+@functools.cache
+def _validator(collection: str, incremental: bool) -> TypeAdapter[List[Any]]:
+    return page_validator(model_for(collection, incremental))
+
+
+def validation_errors(validator: TypeAdapter[List[Any]], records: List[Any]) -> Dict[int, str]:
+    """index -> one-line error, validating the whole page in one pydantic call."""
+    try:
+        validator.validate_python(records)
+        return {}
+    except ValidationError as exc:
+        errors: Dict[int, List[str]] = {}
+        for error in exc.errors(include_url=False, include_input=False):
+            loc = error["loc"]
+            index = loc[0] if loc and isinstance(loc[0], int) else 0
+            where = ".".join(str(part) for part in loc[1:]) or "record"
+            errors.setdefault(index, []).append(f"{where}: {error['msg']}")
+        return {index: "; ".join(messages) for index, messages in errors.items()}
+
+
+def default_workers() -> int:
+    """One fetch worker per core beyond the one dlt's extract uses."""
+    return max(0, (os.cpu_count() or 1) - 1)

@@ -1,0 +1,74 @@
+"""Digest workers: pages parsed, validated and hashed in helper processes (transport.py, worker.py).
+
+The lake must not depend on where a page was digested, a broken page must fail the run the same
+way, and no helper process may outlive a run.
+"""
+
+from __future__ import annotations
+
+import psutil
+import pytest
+
+from bulletin_pipeline.errors import WordPressError
+from bulletin_pipeline.pipeline import make_pipeline, stored_cursor
+from bulletin_pipeline.simulator import SimulatorServer, Site, seed_site
+
+from .conftest import CLOCK, Lake
+
+
+def worker_processes() -> list:
+    return [
+        p
+        for p in psutil.Process().children(recursive=True)
+        if "bulletin_pipeline.worker" in " ".join(p.cmdline() or [])
+    ]
+
+
+def contents(lake: Lake, table: str) -> set:
+    return {(r["id"], r["payload"], r["dl_hash"]) for r in lake.rows(table)}
+
+
+def test_the_lake_is_the_same_whether_pages_are_digested_in_workers_or_not(tmp_path, server, site: Site):
+    in_process = Lake(tmp_path / "in-process", server)
+    workers = Lake(tmp_path / "workers", server)
+    first = in_process.run(per_page=10, digest_workers=0)
+    second = workers.run(per_page=10, digest_workers=1)
+    for table in ("pages", "media"):
+        assert contents(in_process, table) == contents(workers, table)
+        assert len(contents(workers, table)) == len(site.published_versions(table)) > 50
+    assert first.loaded == second.loaded and second.requests >= 38  # every window went through HTTP
+    assert worker_processes() == []  # stopped with the run
+
+
+def test_a_broken_page_from_a_worker_fails_the_run_and_keeps_the_cursor(tmp_path):
+    site = Site(clock=lambda: CLOCK)
+    seed_site(site, pages=120, media=0, seed=3, body_kb=0.3)
+    with SimulatorServer(site) as server:
+        lake = Lake(tmp_path, server)
+        lake.run(endpoints=["pages"], per_page=10)
+        cursor = stored_cursor(make_pipeline(lake.settings(endpoints=["pages"])), "pages")
+        for record_id in sorted(site.published_versions("pages"))[:60]:
+            site.edit("pages", record_id, at=CLOCK.replace(hour=13), title="edited")
+
+        def truncate_a_later_window(collection: str, params: dict) -> None:
+            if int(params.get("offset", 0) or 0) >= 18:  # a prefetched window, not the first
+                server.before_request = None
+                server.inject(status=200, body=b'[{"id": 1,', content_type="application/json; charset=UTF-8")
+
+        server.before_request = truncate_a_later_window
+        with pytest.raises(WordPressError) as failure:
+            lake.run(endpoints=["pages"], per_page=10, digest_workers=1)
+        message = str(failure.value)
+        assert "invalid JSON" in message and "\n" not in message and "offset=" in message
+        assert stored_cursor(make_pipeline(lake.settings(endpoints=["pages"])), "pages") == cursor
+        assert worker_processes() == []
+        # the next run loads the edits
+        summary = lake.run(endpoints=["pages"], per_page=10, digest_workers=1)
+        assert summary.loaded == 60
+
+
+def test_digest_workers_must_not_be_negative(lake: Lake):
+    from bulletin_pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="digest_workers"):
+        lake.run(digest_workers=-1)
