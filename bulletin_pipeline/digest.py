@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import os
+import sys
+from array import array
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
@@ -61,11 +64,14 @@ def payload_hash(payload: bytes) -> str:
 
 @dataclass
 class PageParts:
-    """What a worker sends back: index-aligned lists, no arrow (workers do not import it)."""
+    """What a worker sends back, no arrow (workers do not import it): the light rows, and the
+    payloads and hashes already laid out as arrow string columns are (one buffer of UTF-8 bytes
+    plus int32 offsets), so the parent wraps them without a copy or a Python object per record."""
 
     rows: List[Dict[str, Any]]
-    payloads: List[bytes]
-    hashes: List[str]
+    payload_data: bytes
+    payload_offsets: bytes
+    hashes: bytes  # 64 hex characters per record, back to back
     errors: Dict[int, str]
     parse_error: Optional[str] = None
 
@@ -84,17 +90,20 @@ def digest_parts(body: bytes, collection: str, incremental: bool = True) -> Page
     try:
         records = loads(body)
     except ValueError as exc:
-        return PageParts([], [], [], {}, parse_error=f"invalid JSON ({exc})")
+        return PageParts([], b"", b"", b"", {}, parse_error=f"invalid JSON ({exc})")
     if not isinstance(records, list):
-        return PageParts([], [], [], {}, parse_error=f"a JSON {type(records).__name__}, not a list")
+        return PageParts([], b"", b"", b"", {}, parse_error=f"a JSON {type(records).__name__}, not a list")
     errors = validation_errors(_validator(collection, incremental), records)
     try:
         payloads = [_dumps(record) for record in records]
     except TypeError:
         payloads = [serialize(record) for record in records]
-    hashes = [_sha256(payload).hexdigest() for payload in payloads]
+    hashes = "".join([_sha256(payload).hexdigest() for payload in payloads]).encode("ascii")
+    offsets = array("i", itertools.accumulate(map(len, payloads), initial=0))
+    if sys.byteorder != "little":  # pragma: no cover - arrow buffers are little-endian
+        offsets.byteswap()
     rows = [_light_row(index, record) for index, record in enumerate(records)]
-    return PageParts(rows, payloads, hashes, errors)
+    return PageParts(rows, b"".join(payloads), offsets.tobytes(), hashes, errors)
 
 
 def assemble(parts: PageParts) -> DigestedPage:
@@ -105,12 +114,17 @@ def assemble(parts: PageParts) -> DigestedPage:
 
     count = len(parts.rows)
     errors = parts.errors
+    hash_offsets = array("i", range(0, 64 * count + 1, 64))
+    if sys.byteorder != "little":  # pragma: no cover
+        hash_offsets.byteswap()
     table = pa.Table.from_arrays(
         [
             pa.array([row["id"] if type(row["id"]) is int else None for row in parts.rows], pa.int64()),
-            # orjson always writes valid UTF-8: reinterpret the bytes instead of re-validating
-            pa.array(parts.payloads, pa.binary()).view(pa.string()),
-            pa.array(parts.hashes, pa.string()),
+            # orjson (and json with ensure_ascii=False) writes valid UTF-8: wrap the bytes as they are
+            pa.Array.from_buffers(
+                pa.string(), count, [None, pa.py_buffer(parts.payload_offsets), pa.py_buffer(parts.payload_data)]
+            ),
+            pa.Array.from_buffers(pa.string(), count, [None, pa.py_buffer(hash_offsets), pa.py_buffer(parts.hashes)]),
             pa.array([errors.get(i) for i in range(count)], pa.string()) if errors else pa.nulls(count, pa.string()),
         ],
         names=["id", "payload", "dl_hash", "error"],

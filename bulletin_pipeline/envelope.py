@@ -28,7 +28,7 @@ from .digest import PAGE_TOKEN, ROW_INDEX, DigestedPage
 from .window import WrittenVersions, version_of
 
 END_OF_LISTING = "_end_of_listing"
-BATCH_ROWS = 2000
+BATCH_ROWS = 1000
 
 DATA_SCHEMA = pa.schema(
     [

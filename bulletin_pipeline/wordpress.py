@@ -26,8 +26,8 @@ Two extension points of dlt's `rest_api`, and why:
   answers wait unconsumed, so memory stays flat however large the site is.
 
   `.json()` of our responses is the page's light rows (`digest.py`): one small dict per record
-  with what the paginator, dlt's incremental and the envelope need, each pointing at the page's
-  arrow table of payloads and hashes. Pages of large collections are digested in worker
+  with what the paginator, dlt's incremental and the envelope need, and where in the page's
+  arrow table its payload and hash are. Pages of large collections are digested in worker
   processes while the extract works (`transport.py`), the rest here, on first `.json()`.
 
 Retries (exponential backoff, `Retry-After`, timeouts and resets) live in `Transport`
@@ -67,7 +67,7 @@ class WordPressResponse(requests.Response):
 
     dlt's RESTClient calls `.json()` once per page and hands the result to the paginator and to
     rest_api's incremental; the records themselves are already serialised and hashed in the
-    page's table, which every light row points at.
+    page's arrow table, held by `DigestedPages` under the token every light row carries.
     """
 
     digest_spec: Optional[DigestSpec] = None

@@ -29,7 +29,11 @@ def main() -> None:
         try:
             page = digest_parts(body, collection, incremental)
             # a plain tuple: the parent need not resolve this module's classes by name
-            answer: Any = ("ok", key, (page.rows, page.payloads, page.hashes, page.errors, page.parse_error))
+            answer: Any = (
+                "ok",
+                key,
+                (page.rows, page.payload_data, page.payload_offsets, page.hashes, page.errors, page.parse_error),
+            )
         except Exception as exc:  # noqa: BLE001 - the parent fails the run with this line
             answer = ("error", key, ("WordPressError", f"a page could not be digested: {exc!r}", ""))
         write_frame(sink, answer)

@@ -53,7 +53,7 @@ def page(record_id: int, modified: str = "2024-01-01T10:00:00", **extra):
 class PageFeeder:
     """An Envelope for one endpoint, fed the way the pipeline feeds it."""
 
-    def __init__(self, endpoint="pages", ledger=None, batch_rows=2000, incremental=True):
+    def __init__(self, endpoint="pages", ledger=None, batch_rows=1000, incremental=True):
         self.endpoint = endpoint
         self.incremental = incremental
         self.pages = DigestedPages()
