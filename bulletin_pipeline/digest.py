@@ -2,7 +2,7 @@
 
 `digest_parts` is the CPU-heavy half of a load: parse (orjson), validate (pydantic, the whole
 page in one call), serialise every record back to its payload and hash it. It imports neither
-dlt nor pyarrow, so fetch workers (`worker.py`) run it cheaply; `assemble` then builds the page's
+dlt nor pyarrow, so digest workers (`worker.py`) run it cheaply; `assemble` then builds the page's
 arrow table in bulk wherever pyarrow is loaded. What travels on through dlt's rest_api (its
 paginator, its incremental, our envelope transformer) is only a light row per record - `id`,
 `modified`, `modified_gmt`, its page's token and its index in that page's table - so dlt's per-row
@@ -56,10 +56,6 @@ def serialize(record: Any) -> bytes:
         # orjson refuses integers beyond 64 bits; stdlib json writes them exactly, in the same
         # compact UTF-8 shape (and always for that record, so its hash stays stable)
         return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def payload_hash(payload: bytes) -> str:
-    return hashlib.sha256(payload).hexdigest()
 
 
 @dataclass
@@ -168,5 +164,5 @@ def validation_errors(validator: TypeAdapter[List[Any]], records: List[Any]) -> 
 
 
 def default_workers() -> int:
-    """One fetch worker per core beyond the one dlt's extract uses."""
+    """One digest worker per core beyond the one dlt's extract and the HTTP loop share."""
     return max(0, (os.cpu_count() or 1) - 1)

@@ -87,7 +87,6 @@ class EnvelopeStats:
     loaded: int = 0
     rejected: int = 0
     duplicates: int = 0
-    pages: int = 0
     last_at: Optional[float] = None
     rejected_examples: List[str] = field(default_factory=list)
 

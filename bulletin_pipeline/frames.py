@@ -1,4 +1,4 @@
-"""Length-prefixed pickles over a pipe: how the parent and its fetch workers talk.
+"""Length-prefixed pickles over a pipe: how the parent and its digest workers talk.
 
 Both ends are our own code, so pickle is safe here; nothing else ever writes to these pipes.
 """

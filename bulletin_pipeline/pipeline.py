@@ -210,9 +210,10 @@ def run_pipeline(
     paginators: Dict[str, Any] = {}
     workers = default_workers() if settings.digest_workers is None else settings.digest_workers
     transport = Transport(settings.http, workers)
-    if any(plan.mode in ("initial", "full_refresh") for plan in plans.values()):
+    if settings.digest_workers is not None or any(p.mode in ("initial", "full_refresh") for p in plans.values()):
         # a first load or a full refresh reads whole collections: have the digest workers ready
-        # when the first windows arrive (incremental runs start them only for a large listing)
+        # when the first windows arrive (other runs start them only for a large listing), and
+        # workers asked for explicitly serve every collection
         transport.start_digesters()
     session = WordPressSession(transport)
     skipped: Dict[str, str] = {}

@@ -19,8 +19,6 @@ from typing import Any, Dict, List, Optional, Type, Union
 from pydantic import TypeAdapter
 from typing_extensions import NotRequired, TypedDict
 
-JsonObject = Dict[str, Any]
-
 
 class Rendered(TypedDict):
     rendered: str

@@ -76,9 +76,9 @@ class BulletinSettings(BaseConfiguration):
     pipelines_dir: Optional[str] = None
     max_reread_attempts: int = 5
     digest_workers: Optional[int] = None
-    """Processes that parse, validate and hash the pages of large collections (more than 5,000
-    records; see transport.py). Default: one per CPU core but one; 0: none, all in the extract
-    thread. Set explicitly, they are used for every collection."""
+    """Processes that parse, validate and hash pages (see transport.py) on first loads, full
+    refreshes and collections of more than 5,000 records. Default: one per CPU core but one;
+    0: none, all in the extract thread. Set explicitly, they serve every run."""
     site_id: Optional[str] = None
     """Which site the stored state belongs to (default: base_url); a mismatch stops the run."""
     http: HttpSettings = dataclasses.field(default_factory=HttpSettings)

@@ -21,7 +21,7 @@ from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 from .envelope import DigestedPages, Envelope
 from .settings import BulletinSettings
 from .window import WindowPlan, WrittenVersions, incremental_config, ledger_horizon, run_memory
-from .wordpress import POOL_MIN_RECORDS, OverlappingWindowPaginator, ProgressCallback, WordPressSession
+from .wordpress import OverlappingWindowPaginator, ProgressCallback, WordPressSession
 
 SOURCE_NAME = "bulletin"
 DATA_SELECTOR = jsonpath.compile_path("$")  # a WordPress list answer is the page itself
@@ -63,7 +63,6 @@ def build_rest_api_config(
             max_reread_attempts=settings.max_reread_attempts,
             progress=progress,
             incremental=collection.incremental,
-            pool_min_records=POOL_MIN_RECORDS if settings.digest_workers is None else 0,
         )
         if paginators is not None:
             paginators[endpoint] = paginator
@@ -110,7 +109,6 @@ def _envelope_transformer(
             holder = Envelope(endpoint, inserted_at, ledger, pages)
             _state[endpoint] = holder
             on_envelope(holder)
-        holder.stats.pages += 1
         data, rejected = holder.wrap(page)
         holder.stats.last_at = time.monotonic()
         # both tables are named per item: a static table_name hint on the resource would make dlt

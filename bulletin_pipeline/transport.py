@@ -69,7 +69,7 @@ class Transport:
     """One event loop, several small httpx pools; see the module docstring.
 
     `http` is an HttpSettings (or anything with its fields). `workers` > 0 lets `prefetch` hand
-    digestible pages to that many fetch workers, started on first use.
+    list pages to that many digest workers (see `Digesters`).
     """
 
     def __init__(self, http: Any, workers: int = 0) -> None:
@@ -303,9 +303,7 @@ class WorkerProcess:
             if kind == "ok":
                 future.set_result(answer)
             else:
-                error_type, text, url = answer
-                cls = WordPressUnreachable if error_type == "WordPressUnreachable" else WordPressError
-                future.set_exception(cls(text, url=url))
+                future.set_exception(WordPressError(answer))
         code = self.process.wait()
         with self._cond:
             lost, self._futures = list(self._futures.values()), {}

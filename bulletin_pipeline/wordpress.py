@@ -50,16 +50,14 @@ from requests.structures import CaseInsensitiveDict
 from .digest import DigestedPage, digest_page, loads
 from .envelope import END_OF_LISTING, DigestedPages
 from .errors import InconsistentListing, WordPressError
-from .transport import DigestSpec, RawResponse, Transport, TransportStats
-
-__all__ = ["RawResponse", "Transport", "TransportStats", "WordPressSession", "OverlappingWindowPaginator"]
+from .transport import DigestSpec, RawResponse, Transport
 
 log = logging.getLogger(__name__)
 
 _FORWARDED_HEADERS = ("authorization", "cookie")
-# Collections smaller than this are read without fetch workers: starting one (~0.3 s) costs more
-# than the few pages it would take off the extract thread.
-POOL_MIN_RECORDS = 5000
+# Collections smaller than this are digested in the extract thread (unless the run started the
+# digest workers anyway): starting one (~0.3 s) costs more than the few pages it would take over.
+DIGEST_MIN_RECORDS = 5000
 
 
 class WordPressResponse(requests.Response):
@@ -216,12 +214,10 @@ class OverlappingWindowPaginator(BasePaginator):
         max_reread_attempts: int,
         progress: Optional[ProgressCallback] = None,
         incremental: bool = True,
-        pool_min_records: int = POOL_MIN_RECORDS,
     ) -> None:
         super().__init__()
         self.endpoint = endpoint
         self.digest_spec: DigestSpec = (endpoint, incremental)
-        self.pool_min_records = pool_min_records
         self.session = session
         self.per_page = per_page
         self.step = max(1, per_page - 1)
@@ -367,7 +363,7 @@ class OverlappingWindowPaginator(BasePaginator):
             offset += self.step
         if fresh:
             transport = self.session.transport
-            large = self._total >= self.pool_min_records
+            large = self._total >= DIGEST_MIN_RECORDS
             digest = self.digest_spec if large or transport.digesting else None
             transport.prefetch(fresh, self._headers, digest)
             self._prefetched.extend(fresh)

@@ -1,7 +1,7 @@
 """A digest process: `python -m bulletin_pipeline.worker`, started by `transport.WorkerProcess`.
 
 Reads (key, body, collection, incremental) frames on stdin and answers each, in order, on
-stdout: ("ok", key, digest_parts(...) as a plain tuple) or ("error", key, (type, message, url)).
+stdout: ("ok", key, digest_parts(...) as a plain tuple) or ("error", key, one-line message).
 Stdin closing ends it. It imports neither dlt, httpx nor pyarrow: it starts in ~0.3 s.
 """
 
@@ -35,7 +35,7 @@ def main() -> None:
                 (page.rows, page.payload_data, page.payload_offsets, page.hashes, page.errors, page.parse_error),
             )
         except Exception as exc:  # noqa: BLE001 - the parent fails the run with this line
-            answer = ("error", key, ("WordPressError", f"a page could not be digested: {exc!r}", ""))
+            answer = ("error", key, f"a page could not be digested: {exc!r}")
         write_frame(sink, answer)
 
 

@@ -139,7 +139,7 @@ class TestRetries:
 
     def test_backoff_is_exponential_and_capped(self):
         from bulletin_pipeline.settings import HttpSettings
-        from bulletin_pipeline.wordpress import Transport
+        from bulletin_pipeline.transport import Transport
 
         transport = Transport(HttpSettings())
         try:
