@@ -34,6 +34,7 @@ class HttpSettings(BaseConfiguration):
 
     max_connections: int = 50
     max_keepalive_connections: int = 20
+    """Accepted for the original's config; no effect (see Transport: connections live for the run)."""
     connect_timeout: float = 10.0
     total_timeout: float = 30.0
     http2: bool = True

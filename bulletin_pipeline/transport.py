@@ -3,6 +3,8 @@
 `Transport` is a few httpx.AsyncClients on a private event-loop thread, shared by every
 endpoint; dlt's (synchronous) extract threads call `get()` and `prefetch()`. Retries live here:
 exponential backoff (5 s -> 60 s by default), `Retry-After` on 429/503, timeouts and resets.
+httpx runs over our asyncio network backend (`netio.py`, httpcore's extension point), which
+costs about half the CPU of its default anyio one for this traffic.
 
 `prefetch(..., digest=spec)` on a large collection hands each fetched list page to a digest
 process (`python -m bulletin_pipeline.worker`), which parses, validates and hashes it
@@ -27,15 +29,18 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Deque, Dict, Iterable, List, Optional, Tuple
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 from .digest import DigestedPage, PageParts, assemble
 from .errors import WordPressError, WordPressUnreachable
 from .frames import read_frame, widen_pipe, write_frame
+from .netio import AsyncioBackend
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +93,8 @@ class Transport:
         # pools with the same total limit keep each scan short; a request goes to the least busy.
         shards = max(1, -(-self.http.max_connections // CONNECTIONS_PER_POOL))
         per_pool = -(-self.http.max_connections // shards)
-        keepalive = -(-self.http.max_keepalive_connections // shards)
         verify = self._ssl_verify()  # one SSL context for every pool: each costs ~50 ms to build
-        self._clients: List[httpx.AsyncClient] = [
-            self._run(self._make_client(per_pool, keepalive, verify)) for _ in range(shards)
-        ]
+        self._clients: List[httpx.AsyncClient] = [self._run(self._make_client(per_pool, verify)) for _ in range(shards)]
         self._busy = [0] * shards
         self._semaphore: asyncio.Semaphore = self._run(self._make_semaphore())
         self._closed = False
@@ -107,11 +109,17 @@ class Transport:
             return False
         return ssl.create_default_context(cafile=str(self.http.verify))
 
-    async def _make_client(self, max_connections: int, max_keepalive: int, verify: Any) -> httpx.AsyncClient:
+    async def _make_client(self, max_connections: int, verify: Any) -> httpx.AsyncClient:
+        # Every connection stays open until the run ends (they all close then), whatever
+        # max_keepalive_connections says: httpcore 1.0 compares that limit with *all* of a pool's
+        # connections, not the idle ones (encode/httpcore#1000), so any value below the pool size
+        # closed each connection after a single request (401 TCP connects for 401 pages).
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         return httpx.AsyncClient(
             http2=self.http.http2,
             verify=verify,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_keepalive),
+            limits=limits,
+            transport=_lean_transport(verify, limits, self.http.http2),
             timeout=httpx.Timeout(self.http.total_timeout, connect=self.http.connect_timeout),
             headers={"User-Agent": "bulletin-pipeline (dlt; +https://dlthub.com)", "Accept": "application/json"},
             follow_redirects=True,
@@ -124,11 +132,17 @@ class Transport:
         """Fetch `url` on the loop (from any thread); the future holds the answer."""
         return asyncio.run_coroutine_threadsafe(self._fetch(url, headers), self._loop)
 
-    def get(self, url: str, headers: Optional[Dict[str, str]] = None) -> RawResponse:
+    def get(
+        self, url: str, headers: Optional[Dict[str, str]] = None, digest: Optional[DigestSpec] = None
+    ) -> RawResponse:
+        """The answer for `url`: prefetched, or fetched now (and digested by a worker when `digest`
+        is given and the workers run, so the extract thread never parses a page itself)."""
         with self._lock:
             future = self._pending.pop(url, None)
-        if future is None:
-            future = asyncio.run_coroutine_threadsafe(self._fetch(url, headers), self._loop)
+            if future is None:
+                future = self.submit(url, headers)
+                if digest is not None and self._digesters is not None:
+                    future = self._digesters.digest(future, digest)
         return future.result()
 
     def prefetch(
@@ -228,6 +242,26 @@ class Transport:
                 attempts=attempt,
             )
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _lean_transport(verify: Any, limits: httpx.Limits, http2: bool) -> Optional[httpx.AsyncHTTPTransport]:
+    """httpx's own transport over our asyncio network backend (`netio.py`), or None (httpx's
+    default) when the environment names a proxy: a client given a transport ignores proxies."""
+    if urllib.request.getproxies():
+        return None
+    transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits, http2=http2)
+    # httpx has no parameter for httpcore's network backend; its transport is a thin wrapper
+    # (exception mapping) around this one pool, which we build as httpx does, plus the backend
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(verify=verify),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        http1=True,
+        http2=http2,
+        network_backend=AsyncioBackend(),
+    )
+    return transport
 
 
 def is_list_page(raw: RawResponse) -> bool:

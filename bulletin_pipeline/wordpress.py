@@ -157,7 +157,8 @@ class WordPressSession(requests.Session):
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         assert request.url is not None
-        raw = self.transport.get(request.url, forwarded_headers(request))
+        spec = self.digest_spec(request.url)
+        raw = self.transport.get(request.url, forwarded_headers(request), spec)
         check_response(raw)
         response = WordPressResponse()
         response.status_code = raw.status
@@ -167,7 +168,7 @@ class WordPressSession(requests.Session):
         response.encoding = "utf-8"
         response.reason = "OK"
         response.request = request
-        response.digest_spec = self.digest_spec(request.url)
+        response.digest_spec = spec
         response.digested = raw.digested
         response.pages = self.pages
         return dispatch_hook("response", request.hooks, response, **kwargs)  # type: ignore[no-any-return]

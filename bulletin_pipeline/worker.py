@@ -11,7 +11,7 @@ import signal
 import sys
 from typing import Any
 
-from .digest import digest_parts
+from .digest import digest_parts, warm_up
 from .frames import read_frame, write_frame
 
 
@@ -20,6 +20,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     source, sink = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # stdout carries frames only: a stray print must not corrupt them
+    warm_up()
     while True:
         try:
             message = read_frame(source)
