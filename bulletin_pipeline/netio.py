@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import select
 import socket
 import ssl
 from typing import Any, Deque, Iterable, Optional
@@ -112,6 +113,17 @@ async def _wait(waiter: asyncio.Future[None], timeout: Optional[float], on_timeo
         timer.cancel()
 
 
+def _socket_readable(sock: Any) -> bool:
+    fd = sock.fileno() if sock is not None else -1
+    if fd < 0:
+        return True  # closed: as good as readable (the next read would return b"")
+    if getattr(select, "poll", None) is None:  # pragma: no cover - Windows
+        return bool(select.select([fd], [], [], 0)[0])
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
 class AsyncioStream(httpcore.AsyncNetworkStream):
     def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
         self._transport = transport
@@ -175,8 +187,11 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":
-            # asked of idle keep-alive connections: data or EOF there means the server is done with it
-            return bool(self._protocol.chunks) or self._protocol.eof
+            # asked of idle keep-alive connections: data or EOF there means the server is done
+            # with it. The protocol knows what the loop has read; a FIN the kernel holds but the
+            # loop has not yet seen is caught by polling the socket, as httpcore's own backends do
+            protocol = self._protocol
+            return bool(protocol.chunks) or protocol.eof or _socket_readable(self._transport.get_extra_info("socket"))
         if info == "ssl_object":
             return self._transport.get_extra_info("ssl_object")
         if info == "client_addr":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import List
 
 import pytest
@@ -22,6 +23,7 @@ class RawServer:
 
     def __init__(self) -> None:
         self.connections = 0
+        self.closed = 0
         self.requests = 0
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -54,6 +56,7 @@ class RawServer:
             pass
         finally:
             writer.close()
+            self.closed += 1
 
     def close(self) -> None:
         async def shutdown() -> None:
@@ -109,8 +112,13 @@ def test_a_connection_the_server_closed_while_idle_is_replaced(raw_server: RawSe
     t = transport(max_connections=1)
     try:
         first = t.get(raw_server.url("/close"))
-        # the server has closed that connection; the pool must notice (EOF seen by the protocol)
-        # and open another one instead of failing the next request on a dead socket
+        # the server closes that connection without saying so (no `Connection: close`); once the
+        # FIN has reached us, the pool must see the idle connection as dead and open another one
+        # instead of sending the next request into it (which would cost a retry and its backoff)
+        deadline = time.monotonic() + 5
+        while raw_server.closed < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.05)  # the FIN crossing loopback
         second = t.get(raw_server.url("/size/10"))
     finally:
         t.close()
