@@ -131,8 +131,8 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
 
     async def read(self, max_bytes: int, timeout: Optional[float] = None) -> bytes:
         # Returns everything buffered, which may exceed max_bytes (httpcore's 64 KB): both of
-        # httpcore's callers feed the bytes to a parser (h11, h2) that takes any amount, and one
-        # parser pass over 256 KB costs a quarter of four passes over 64 KB.
+        # httpcore's callers feed the bytes to a parser (h11, h2) that takes any amount, and each
+        # call into it has a fixed Python cost, so fewer, larger reads are cheaper.
         protocol = self._protocol
         if not protocol.chunks and not protocol.eof:
             await protocol.wait_readable(timeout)
