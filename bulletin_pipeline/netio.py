@@ -7,7 +7,8 @@ readable?" (asked for every connection of a pool each time any request moves) by
 dict of socket attributes and polling the socket. For a load made of a few hundred ~500 KB bodies
 that was about a third of the HTTP loop's CPU. Here a plain `asyncio.Protocol` buffers what
 arrives and `read()` hands over everything buffered at once; readability of an idle connection
-is "the server sent something or closed", which the protocol already knows.
+is "the server sent something or closed", which the protocol mostly knows already (one poll of
+the socket covers what the kernel holds and the loop has not read yet).
 
 Timeouts, TLS (`loop.start_tls`, so HTTP/2 is negotiated by ALPN as before) and errors map to
 httpcore's exceptions, which httpx maps to its own, so retries see exactly what they saw before.
@@ -18,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import select
-import socket
 import ssl
 from typing import Any, Deque, Iterable, Optional
 
@@ -225,24 +225,9 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
             raise httpcore.ConnectTimeout(f"connecting to {host}:{port} timed out") from exc
         except OSError as exc:
             raise httpcore.ConnectError(str(exc)) from exc
-        sock = transport.get_extra_info("socket")
+        sock = transport.get_extra_info("socket")  # asyncio has set TCP_NODELAY already
         for option in socket_options or ():
             sock.setsockopt(*option)
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return AsyncioStream(transport, protocol)  # type: ignore[arg-type]
-
-    async def connect_unix_socket(
-        self, path: str, timeout: Optional[float] = None, socket_options: Optional[Iterable[Any]] = None
-    ) -> httpcore.AsyncNetworkStream:
-        loop = asyncio.get_running_loop()
-        protocol = _Protocol()
-        try:
-            transport, _ = await asyncio.wait_for(loop.create_unix_connection(lambda: protocol, path), timeout)
-        except TimeoutError as exc:
-            raise httpcore.ConnectTimeout(f"connecting to {path} timed out") from exc
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc)) from exc
         return AsyncioStream(transport, protocol)  # type: ignore[arg-type]
 
     async def sleep(self, seconds: float) -> None:
