@@ -120,6 +120,7 @@ class Envelope:
         """(data batch or None, rejected table or None) after one page's light rows."""
         picked: Dict[int, List[int]] = {}
         end = False
+        admit = self.ledger.admit
         for row in rows:
             token = row.get(PAGE_TOKEN)
             if token is None:
@@ -129,12 +130,9 @@ class Envelope:
                 end = True
                 continue
             record_id = row["id"]
-            if type(record_id) is int:
-                version = version_of(row)
-                if self.ledger.is_written(record_id, version):
-                    self.stats.duplicates += 1
-                    continue
-                self.ledger.add(record_id, version)
+            if type(record_id) is int and not admit(record_id, version_of(row)):
+                self.stats.duplicates += 1
+                continue
             indices = picked.get(token)
             if indices is None:
                 indices = picked[token] = []

@@ -1,34 +1,59 @@
 """Length-prefixed pickles over a pipe: how the parent and its digest workers talk.
 
 Both ends are our own code, so pickle is safe here; nothing else ever writes to these pipes.
+Large byte strings (a page's body, its payloads) travel out of band (pickle protocol 5): the
+sender wraps them in `pickle.PickleBuffer`, they go to the pipe as they are, and the reader gets
+them back as read-only memoryviews over the buffer it read them into - no copy into or out of a
+pickle (4 copies of every page's bytes less per round trip).
 """
 
 from __future__ import annotations
 
 import pickle
 import struct
-from typing import IO, Any
+from typing import IO, Any, List
 
-_FRAME = struct.Struct("!Q")
+_HEAD = struct.Struct("!QI")  # pickle size, number of out-of-band buffers
+_SIZE = struct.Struct("!Q")
 PIPE_BYTES = 1 << 20
+oob = pickle.PickleBuffer
+"""Wrap bytes in this to send them out of band; they arrive as a read-only memoryview."""
 
 
 def write_frame(stream: IO[bytes], obj: Any) -> None:
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_FRAME.pack(len(data)))
+    buffers: List[pickle.PickleBuffer] = []
+    data = pickle.dumps(obj, protocol=5, buffer_callback=buffers.append)
+    views = [buffer.raw() for buffer in buffers]
+    stream.write(_HEAD.pack(len(data), len(views)) + b"".join(_SIZE.pack(view.nbytes) for view in views))
     stream.write(data)
+    for view in views:
+        stream.write(view)
     stream.flush()
 
 
 def read_frame(stream: IO[bytes]) -> Any:
-    head = stream.read(_FRAME.size)
-    if len(head) < _FRAME.size:
-        raise EOFError
-    size = _FRAME.unpack(head)[0]
+    size, count = _HEAD.unpack(_read_exactly(stream, _HEAD.size))
+    sizes = [_SIZE.unpack_from(_read_exactly(stream, _SIZE.size))[0] for _ in range(count)]
+    data = _read_exactly(stream, size)
+    buffers = []
+    for length in sizes:
+        buffer = bytearray(length)
+        view = memoryview(buffer)
+        filled = 0
+        while filled < length:
+            got = stream.readinto(view[filled:])  # type: ignore[attr-defined]
+            if not got:
+                raise EOFError
+            filled += got
+        buffers.append(buffer)
+    return pickle.loads(data, buffers=buffers)
+
+
+def _read_exactly(stream: IO[bytes], size: int) -> bytes:
     data = stream.read(size)
     if len(data) < size:
         raise EOFError
-    return pickle.loads(data)
+    return data
 
 
 def widen_pipe(stream: Any) -> None:

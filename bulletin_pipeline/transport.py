@@ -39,7 +39,7 @@ import httpx
 
 from .digest import DigestedPage, PageParts, assemble
 from .errors import WordPressError, WordPressUnreachable
-from .frames import read_frame, widen_pipe, write_frame
+from .frames import oob, read_frame, widen_pipe, write_frame
 from .netio import AsyncioBackend
 
 log = logging.getLogger(__name__)
@@ -278,7 +278,9 @@ class WorkerProcess:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bulletin_pipeline.worker"],
+            # -P: the package comes from PYTHONPATH (this one), never from a folder of the same
+            # name in the current directory, which `-m` would otherwise put first
+            [sys.executable, "-P", "-m", "bulletin_pipeline.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -390,7 +392,7 @@ class Digesters:
                 result.set_result(raw)  # errors, HTML...: check_response reports them
                 return
             worker = min(self.workers, key=lambda w: w.outstanding)
-            worker.request(raw.content, *spec).add_done_callback(functools.partial(digested, raw))
+            worker.request(oob(raw.content), *spec).add_done_callback(functools.partial(digested, raw))
 
         def digested(raw: RawResponse, future: concurrent.futures.Future[Any]) -> None:
             if result.cancelled():
@@ -403,6 +405,19 @@ class Digesters:
             raw.content = b""  # the body lives on in the page's table
             result.set_result(raw)
 
+        def failing_into_result(callback: Any) -> Any:
+            # concurrent.futures logs and swallows what a done-callback raises: the extract
+            # thread, waiting on `result`, would then wait forever
+            def guarded(*args: Any) -> None:
+                try:
+                    callback(*args)
+                except Exception as exc:  # noqa: BLE001 - handed to the waiting thread
+                    if not result.done():
+                        result.set_exception(exc)
+
+            return guarded
+
+        fetched, digested = failing_into_result(fetched), failing_into_result(digested)
         fetching.add_done_callback(fetched)
         return result
 

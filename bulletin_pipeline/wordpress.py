@@ -58,6 +58,7 @@ _FORWARDED_HEADERS = ("authorization", "cookie")
 # Collections smaller than this are digested in the extract thread (unless the run started the
 # digest workers anyway): starting one (~0.3 s) costs more than the few pages it would take over.
 DIGEST_MIN_RECORDS = 5000
+_OFFSET_MARKER = 987654321987654321  # an offset no listing reaches: marks where it goes in a URL
 
 
 class WordPressResponse(requests.Response):
@@ -146,7 +147,51 @@ class WordPressSession(requests.Session):
         # this, every prepared request looks for a ~/.netrc on disk
         self.trust_env = False
         self._digest_specs: Dict[str, DigestSpec] = {}
+        self._prepared: Dict[str, Tuple[requests.PreparedRequest, str, str]] = {}
         self.pages = DigestedPages()
+
+    def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
+        """requests' own preparation, once per listing: RESTClient prepares every window's request
+        afresh (~0.5 ms of header, cookie and URL merging each), though only `offset` changes
+        between them; a window's URL is then the prepared one with its offset put in."""
+        params = request.params
+        if not (
+            isinstance(params, dict)
+            and type(params.get("offset")) is int
+            and request.auth is None
+            and self.auth is None
+            and not request.cookies
+            and not self.cookies
+            and not (request.files or request.data or request.json)
+        ):
+            return super().prepare_request(request)
+        key = repr(
+            (
+                request.method,
+                request.url,
+                {k: v for k, v in params.items() if k != "offset"},
+                request.headers,
+                request.hooks,
+            )
+        )
+        cached = self._prepared.get(key)
+        if cached is None:
+            template = copy.copy(request)
+            template.params = {**params, "offset": _OFFSET_MARKER}
+            prepared = super().prepare_request(template)
+            head, sep, tail = (prepared.url or "").partition(f"offset={_OFFSET_MARKER}")
+            if not sep:  # pragma: no cover - requests always encodes an int this way
+                return super().prepare_request(request)
+            cached = self._prepared[key] = (prepared, head + "offset=", tail)
+        prepared, head, tail = cached
+        window = requests.PreparedRequest()
+        window.method = prepared.method
+        window.url = f"{head}{params['offset']}{tail}"
+        window.headers = prepared.headers.copy()
+        window._cookies = prepared._cookies  # type: ignore[attr-defined] # empty: checked above
+        window.body = None
+        window.hooks = prepared.hooks
+        return window
 
     def register(self, url: str, spec: DigestSpec) -> None:
         """Pages of the collection at `url` are digested as `spec` says (see WordPressResponse)."""
@@ -163,7 +208,7 @@ class WordPressSession(requests.Session):
         response = WordPressResponse()
         response.status_code = raw.status
         response._content = raw.content
-        response.headers = CaseInsensitiveDict(raw.headers)
+        response.headers = CaseInsensitiveDict(raw.headers.items())  # not the Headers: O(n) per lookup
         response.url = raw.url
         response.encoding = "utf-8"
         response.reason = "OK"
@@ -243,7 +288,6 @@ class OverlappingWindowPaginator(BasePaginator):
         self._prefetched_offsets: set[int] = set()
         self._windows_done = 0
         self._records = 0
-        self._url_parts: Optional[Tuple[str, str]] = None
 
     def __deepcopy__(self, memo: Dict[int, Any]) -> OverlappingWindowPaginator:
         # RESTClient deep-copies a default paginator; the session and its threads must stay shared
@@ -370,18 +414,9 @@ class OverlappingWindowPaginator(BasePaginator):
             self._prefetched.extend(fresh)
 
     def _url_at(self, offset: int) -> str:
-        """The URL RESTClient will send for the window at `offset`: prepared once through
-        requests (so it is exactly RESTClient's), then only the offset changes."""
+        """The URL RESTClient will send for the window at `offset` (requests prepares it)."""
         assert self._template is not None
-        if self._url_parts is None:
-            marker = 987654321987654321
-            url = self.session.url_for(self._template, offset=marker)
-            head, sep, tail = url.partition(f"offset={marker}")
-            if not sep:  # pragma: no cover - requests always encodes an int this way
-                return self.session.url_for(self._template, offset=offset)
-            self._url_parts = (head + "offset=", tail)
-        head, tail = self._url_parts
-        return f"{head}{offset}{tail}"
+        return self.session.url_for(self._template, offset=offset)
 
     def _finish(self) -> None:
         self._has_next_page = False

@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from .digest import digest_parts, warm_up
-from .frames import read_frame, write_frame
+from .frames import oob, read_frame, write_frame
 
 
 def main() -> None:
@@ -33,7 +33,14 @@ def main() -> None:
             answer: Any = (
                 "ok",
                 key,
-                (page.rows, page.payload_data, page.payload_offsets, page.hashes, page.errors, page.parse_error),
+                (
+                    page.rows,
+                    oob(page.payload_data),
+                    oob(page.payload_offsets),
+                    oob(page.hashes),
+                    page.errors,
+                    page.parse_error,
+                ),
             )
         except Exception as exc:  # noqa: BLE001 - the parent fails the run with this line
             answer = ("error", key, f"a page could not be digested: {exc!r}")

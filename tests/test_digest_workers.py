@@ -6,6 +6,8 @@ way, and no helper process may outlive a run.
 
 from __future__ import annotations
 
+import concurrent.futures
+
 import psutil
 import pytest
 
@@ -72,3 +74,43 @@ def test_digest_workers_must_not_be_negative(lake: Lake):
 
     with pytest.raises(ConfigError, match="digest_workers"):
         lake.run(digest_workers=-1)
+
+
+def test_a_page_whose_handling_fails_fails_its_reader_instead_of_hanging():
+    """Done-callbacks that raise are swallowed by concurrent.futures: the error must reach the waiter."""
+
+    from bulletin_pipeline.transport import Digesters
+
+    digesters = Digesters(1)
+    try:
+        fetching: concurrent.futures.Future = concurrent.futures.Future()
+        page = digesters.digest(fetching, ("pages", True))
+        fetching.set_result(object())  # not a response: handling it raises
+        with pytest.raises(AttributeError):
+            page.result(timeout=10)
+    finally:
+        digesters.close()
+
+
+def test_workers_run_this_package_even_from_a_folder_holding_another_one(tmp_path, monkeypatch):
+    """`python -m` would put the current directory first; an old checkout there must not answer."""
+    import httpx
+
+    from bulletin_pipeline.transport import Digesters, RawResponse
+
+    impostor = tmp_path / "bulletin_pipeline"
+    impostor.mkdir()
+    (impostor / "__init__.py").write_text("")
+    (impostor / "worker.py").write_text("raise SystemExit(7)\n")
+    monkeypatch.chdir(tmp_path)
+    digesters = Digesters(1)
+    try:
+        fetching: concurrent.futures.Future = concurrent.futures.Future()
+        body = b'[{"id": 1, "modified": "2024-01-01T00:00:00", "slug": "a", "status": "publish", "type": "page", '
+        body += b'"link": "x", "content": {"rendered": ""}, "excerpt": {"rendered": ""}}]'
+        page = digesters.digest(fetching, ("pages", True))
+        fetching.set_result(RawResponse("http://wp.invalid/p", 200, httpx.Headers(), body, "HTTP/1.1", 1))
+        digested = page.result(timeout=30).digested
+        assert digested is not None and digested.table.column("id").to_pylist() == [1]
+    finally:
+        digesters.close()

@@ -279,3 +279,44 @@ def test_rereads_are_reported_in_the_summary(lake: Lake, site: Site):
     lake.server.before_request = delete_once
     summary = lake.run(endpoints=["pages"], per_page=20, http={"max_connections": 1})
     assert {e.endpoint: e.rereads for e in summary.endpoints}["pages"] >= 1
+
+
+def test_window_requests_are_prepared_exactly_as_requests_prepares_them():
+    """RESTClient prepares every window afresh; ours prepares a listing once and puts the offset in."""
+    import requests
+
+    from bulletin_pipeline.wordpress import WordPressSession
+
+    session = WordPressSession(None)  # type: ignore[arg-type] # preparing needs no transport
+    plain = requests.Session()
+    plain.trust_env = False
+    params = {
+        "orderby": "id",
+        "order": "asc",
+        "offset": 0,  # not last: the URL goes on after it
+        "modified_after": "2024-03-10T02:30:00+00:00",
+        "status": ["publish", "inherit"],
+        "search": "café & co/100%",
+        "per_page": 100,
+    }
+    hooks = {"response": [lambda response, *args, **kwargs: response]}
+    request = requests.Request("GET", "http://127.0.0.1:1/wp-json/wp/v2/media", params=params, hooks=hooks)
+    request.headers = {"Accept": "application/json"}
+    for offset in (0, 99, 198, 1234567):
+        request.params["offset"] = offset
+        ours, theirs = session.prepare_request(request), plain.prepare_request(request)
+        assert (ours.method, ours.url, dict(ours.headers), ours.body, ours.hooks) == (
+            theirs.method,
+            theirs.url,
+            dict(theirs.headers),
+            theirs.body,
+            theirs.hooks,
+        )
+    assert len(session._prepared) == 1, "one preparation for the whole listing"
+    request.params["search"] = "other"
+    assert "search=other" in str(session.prepare_request(request).url)
+    assert len(session._prepared) == 2, "any other change is prepared afresh"
+    request.auth = ("user", "secret")
+    prepared = session.prepare_request(request)
+    assert prepared.headers["Authorization"] == plain.prepare_request(request).headers["Authorization"]
+    assert len(session._prepared) == 2, "requests with credentials always go through requests"
