@@ -229,6 +229,7 @@ def run_pipeline(
                 return _nothing_to_do(pipeline, settings, plans, skipped, transport, started, inserted_at)
             settings = copy.copy(settings)  # the caller's settings stay as they were
             settings.endpoints = [e for e in settings.endpoints if e not in skipped]
+        session.expect_listings(len(settings.endpoints))
         source = bulletin_source(
             settings,
             plans,

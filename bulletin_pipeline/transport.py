@@ -83,6 +83,7 @@ class Transport:
         self.stats = TransportStats()
         self._pending: Dict[str, concurrent.futures.Future[RawResponse]] = {}
         self._digesters: Optional[Digesters] = None
+        self._released: List[Digesters] = []
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="wordpress-http", daemon=True)
@@ -115,7 +116,7 @@ class Transport:
         # connections, not the idle ones (encode/httpcore#1000), so any value below the pool size
         # closed each connection after a single request (401 TCP connects for 401 pages).
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-        return httpx.AsyncClient(
+        client = httpx.AsyncClient(
             http2=self.http.http2,
             verify=verify,
             limits=limits,
@@ -124,6 +125,8 @@ class Transport:
             headers={"User-Agent": "bulletin-pipeline (dlt; +https://dlthub.com)", "Accept": "application/json"},
             follow_redirects=True,
         )
+        client._cookies = _SetCookieOnly()  # the `cookies` setter would wrap it in a plain Cookies
+        return client
 
     async def _make_semaphore(self) -> asyncio.Semaphore:
         return asyncio.Semaphore(self.http.max_connections)
@@ -176,6 +179,17 @@ class Transport:
     def digesting(self) -> bool:
         return self._digesters is not None
 
+    def release_digesters(self) -> None:
+        """No more pages to digest: the workers finish and exit now (`close` waits for them);
+        anything asked for later is digested in the calling thread."""
+        with self._lock:
+            digesters, self._digesters = self._digesters, None
+            self.workers = 0
+            if digesters is not None:
+                self._released.append(digesters)
+        if digesters is not None:
+            digesters.stop()
+
     def discard(self, urls: Iterable[str]) -> None:
         """Forget prefetched answers nobody will ask for (the listing ended earlier than planned)."""
         with self._lock:
@@ -189,11 +203,13 @@ class Transport:
             self._closed = True
             pending, self._pending = list(self._pending.values()), {}
             digesters, self._digesters = self._digesters, None
+            released, self._released = self._released, []
         for future in pending:
             future.cancel()
         try:
-            if digesters is not None:
-                digesters.close()
+            for stopping in [digesters, *released]:
+                if stopping is not None:
+                    stopping.close()
             for client in self._clients:
                 self._run(client.aclose())
         finally:
@@ -244,6 +260,17 @@ class Transport:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
+class _SetCookieOnly(httpx.Cookies):
+    """httpx hands every response to http.cookiejar, through a copy of its headers as an
+    email.message, to look for Set-Cookie (~0.3 ms a response here); answers without one, which
+    is what WordPress gives anonymous REST reads, have nothing for the jar and skip that."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        headers = response.headers
+        if "set-cookie" in headers or "set-cookie2" in headers:
+            super().extract_cookies(response)
+
+
 def _lean_transport(verify: Any, limits: httpx.Limits, http2: bool) -> Optional[httpx.AsyncHTTPTransport]:
     """httpx's own transport over our asyncio network backend (`netio.py`), or None (httpx's
     default) when the environment names a proxy: a client given a transport ignores proxies."""
@@ -291,6 +318,7 @@ class WorkerProcess:
         self._keys = itertools.count()
         self._futures: Dict[int, concurrent.futures.Future[Any]] = {}
         self._outbox: Deque[Any] = collections.deque()
+        self._stopping = False
         self._cond = threading.Condition()
         self._writer = threading.Thread(target=self._write_loop, name=f"{name}-out", daemon=True)
         self._reader = threading.Thread(target=self._read_loop, name=f"{name}-in", daemon=True)
@@ -300,6 +328,9 @@ class WorkerProcess:
     def request(self, *payload: Any) -> concurrent.futures.Future[Any]:
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         with self._cond:
+            if self._stopping:
+                future.set_exception(WordPressError("a page reached a digest worker after it was stopped"))
+                return future
             key = next(self._keys)
             self._futures[key] = future
             self.outstanding += 1
@@ -347,13 +378,18 @@ class WorkerProcess:
             if not future.done():
                 future.set_exception(WordPressError(f"a helper process exited (code {code}) before answering"))
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Stop the worker: pages not yet sent are dropped (their futures were cancelled or the
-        run is over), the one it is digesting is finished."""
+    def stop(self) -> None:
+        """Ask the worker to exit: pages not yet sent are dropped (their futures were cancelled
+        or the run is over), the one it is digesting is finished."""
         with self._cond:
+            self._stopping = True
             self._outbox.clear()
             self._outbox.append(None)
             self._cond.notify()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """`stop`, and wait until the worker has exited."""
+        self.stop()
         self._writer.join(timeout)
         try:
             self.process.wait(timeout)
@@ -420,6 +456,10 @@ class Digesters:
         fetched, digested = failing_into_result(fetched), failing_into_result(digested)
         fetching.add_done_callback(fetched)
         return result
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
 
     def close(self) -> None:
         for worker in self.workers:

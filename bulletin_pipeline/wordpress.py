@@ -148,6 +148,7 @@ class WordPressSession(requests.Session):
         self.trust_env = False
         self._digest_specs: Dict[str, DigestSpec] = {}
         self._prepared: Dict[str, Tuple[requests.PreparedRequest, str, str]] = {}
+        self._listings_left = -1  # unknown: see expect_listings
         self.pages = DigestedPages()
 
     def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
@@ -192,6 +193,16 @@ class WordPressSession(requests.Session):
         window.body = None
         window.hooks = prepared.hooks
         return window
+
+    def expect_listings(self, count: int) -> None:
+        """This run walks `count` listings; once all have ended no page is digested any more."""
+        self._listings_left = count
+
+    def listing_ended(self) -> None:
+        self._listings_left -= 1
+        if self._listings_left == 0:
+            # the digest workers exit while dlt normalizes and loads, not after (~60 ms)
+            self.transport.release_digesters()
 
     def register(self, url: str, spec: DigestSpec) -> None:
         """Pages of the collection at `url` are digested as `spec` says (see WordPressResponse)."""
@@ -424,6 +435,7 @@ class OverlappingWindowPaginator(BasePaginator):
         # answers prefetched for a listing that turned out shorter are dropped
         self.session.transport.discard(self._prefetched)
         self._prefetched = []
+        self.session.listing_ended()
 
     def _report(self) -> None:
         if self.progress is not None:

@@ -7,6 +7,7 @@ way, and no helper process may outlive a run.
 from __future__ import annotations
 
 import concurrent.futures
+import time
 
 import psutil
 import pytest
@@ -114,3 +115,24 @@ def test_workers_run_this_package_even_from_a_folder_holding_another_one(tmp_pat
         assert digested is not None and digested.table.column("id").to_pylist() == [1]
     finally:
         digesters.close()
+
+
+def test_workers_exit_once_every_listing_ended_and_later_pages_are_digested_in_process(server):
+    from bulletin_pipeline.settings import HttpSettings
+    from bulletin_pipeline.transport import Transport
+
+    transport = Transport(HttpSettings(), workers=1)
+    transport.start_digesters()
+    try:
+        url = server.base_url + "pages?per_page=5&orderby=id&order=asc"
+        assert transport.get(url, digest=("pages", True)).digested is not None
+        assert len(worker_processes()) == 1
+        transport.release_digesters()  # what the session does when its last listing ends
+        deadline = time.monotonic() + 20
+        while worker_processes() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert worker_processes() == [], "the worker exits without waiting for close()"
+        later = transport.get(url + "&offset=4", digest=("pages", True))
+        assert later.digested is None and later.content.startswith(b"[")  # the caller digests it
+    finally:
+        transport.close()

@@ -19,12 +19,14 @@ from bulletin_pipeline.transport import Transport
 
 class RawServer:
     """HTTP/1.1 keep-alive server on its own loop: `GET /size/N` answers N bytes, `/close` answers
-    and then closes the connection, `/stall` never answers."""
+    and then closes the connection, `/stall` never answers, `/cookie` sets a cookie. `heads`
+    keeps every request's head."""
 
     def __init__(self) -> None:
         self.connections = 0
         self.closed = 0
         self.requests = 0
+        self.heads: List[bytes] = []
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -42,12 +44,15 @@ class RawServer:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 self.requests += 1
+                self.heads.append(head)
                 path = head.split(b" ", 2)[1].decode()
                 if path == "/stall":
                     await asyncio.sleep(3600)
                 size = int(path.rsplit("/", 1)[1]) if "/size/" in path else 2  # origin-form or proxy absolute-form
                 body = b"[" + b"7" * max(0, size - 2) + b"]"
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+                if path == "/cookie":
+                    writer.write(b"Set-Cookie: wp_session=abc; Path=/\r\n")
                 writer.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
                 await writer.drain()
                 if path == "/close":
@@ -173,3 +178,16 @@ def test_a_proxy_from_the_environment_is_honoured(monkeypatch: pytest.MonkeyPatc
     finally:
         t.close()
     assert answer.content == b"[777]" and raw_server.requests == 1
+
+
+def test_cookies_the_server_sets_are_sent_back(raw_server: RawServer):
+    # responses without Set-Cookie skip httpx's cookie jar (transport._SetCookieOnly); one with it
+    # must still reach the jar, as with httpx's own handling
+    t = transport(max_connections=1)
+    try:
+        for path in ("/size/10", "/cookie", "/size/20"):
+            t.submit(raw_server.url(path)).result(timeout=30)
+    finally:
+        t.close()
+    cookies = [b"cookie: wp_session=abc" in head.lower() for head in raw_server.heads]
+    assert cookies == [False, False, True]
