@@ -520,7 +520,7 @@ def machine_info() -> Dict[str, Any]:
     from importlib import metadata
 
     versions = {}
-    for dist in ("dlt", "httpx", "h2", "pyarrow", "polars", "pydantic", "orjson", "hypercorn"):
+    for dist in ("dlt", "httpx", "h2", "pyarrow", "polars", "pydantic", "orjson", "msgspec", "hypercorn"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
