@@ -196,28 +196,30 @@ def run_pipeline(
     inserted_at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     configure_parquet(settings)
     configure_arrow_memory()
-    pipeline = make_pipeline(settings, inserted_at)
-    preflight_destination(pipeline)
-    restore_state(pipeline)
-    check_site(pipeline, settings)
-
-    plans: Dict[str, WindowPlan] = {}
-    for endpoint in settings.endpoints:
-        incremental = settings.collection(endpoint).incremental
-        plans[endpoint] = plan_window(endpoint, settings, stored_cursor(pipeline, endpoint), incremental)
-
-    envelopes: Dict[str, Envelope] = {}
-    paginators: Dict[str, Any] = {}
     workers = default_workers() if settings.digest_workers is None else settings.digest_workers
     transport = Transport(settings.http, workers)
-    if settings.digest_workers is not None or any(p.mode in ("initial", "full_refresh") for p in plans.values()):
-        # a first load or a full refresh reads whole collections: have the digest workers ready
-        # when the first windows arrive (other runs start them only for a large listing), and
-        # workers asked for explicitly serve every collection
-        transport.start_digesters()
-    session = WordPressSession(transport)
+    envelopes: Dict[str, Envelope] = {}
+    paginators: Dict[str, Any] = {}
     skipped: Dict[str, str] = {}
     try:
+        if settings.digest_workers is not None or settings.full_refresh:
+            # whole collections are read (or workers were asked for, which then serve every
+            # collection): the workers start now, while dlt sets up, ready for the first windows
+            transport.start_digesters()
+        pipeline = make_pipeline(settings, inserted_at)
+        preflight_destination(pipeline)
+        restore_state(pipeline)
+        check_site(pipeline, settings)
+
+        plans: Dict[str, WindowPlan] = {}
+        for endpoint in settings.endpoints:
+            incremental = settings.collection(endpoint).incremental
+            plans[endpoint] = plan_window(endpoint, settings, stored_cursor(pipeline, endpoint), incremental)
+        if any(p.mode == "initial" for p in plans.values()):
+            # a first load reads whole collections too (other runs start the workers only for a
+            # large listing)
+            transport.start_digesters()
+        session = WordPressSession(transport)
         if settings.if_changed:
             for endpoint in list(settings.endpoints):
                 result = probe_endpoint(

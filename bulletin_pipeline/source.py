@@ -26,6 +26,9 @@ from .wordpress import OverlappingWindowPaginator, ProgressCallback, WordPressSe
 SOURCE_NAME = "bulletin"
 DATA_SELECTOR = jsonpath.compile_path("$")  # a WordPress list answer is the page itself
 REJECTED_TABLE = "rejected"
+# windows asked for together with the first one when a whole collection is read (at most this
+# many wasted requests on a collection smaller than that)
+SPECULATIVE_WINDOWS = 8
 
 
 def api_resource_name(endpoint: str) -> str:
@@ -63,6 +66,8 @@ def build_rest_api_config(
             max_reread_attempts=settings.max_reread_attempts,
             progress=progress,
             incremental=collection.incremental,
+            # first loads and full refreshes read whole collections: start a few windows at once
+            speculative_windows=SPECULATIVE_WINDOWS if plan.mode in ("initial", "full_refresh") else 0,
         )
         if paginators is not None:
             paginators[endpoint] = paginator

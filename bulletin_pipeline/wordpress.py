@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 import orjson
@@ -271,8 +271,10 @@ class OverlappingWindowPaginator(BasePaginator):
         max_reread_attempts: int,
         progress: Optional[ProgressCallback] = None,
         incremental: bool = True,
+        speculative_windows: int = 0,
     ) -> None:
         super().__init__()
+        self.speculative_windows = max(0, min(speculative_windows, prefetch_window))
         self.endpoint = endpoint
         self.digest_spec: DigestSpec = (endpoint, incremental)
         self.session = session
@@ -312,6 +314,13 @@ class OverlappingWindowPaginator(BasePaginator):
         request.params = {**dict(request.params or {}), "per_page": self.per_page, "offset": 0}  # type: ignore[arg-type]
         if request.url:
             self.session.register(str(request.url), self.digest_spec)
+        if self.speculative_windows:
+            # A whole collection is about to be read: ask for the windows after the first one now,
+            # rather than a round trip later, once the first has told the total (X-WP-Total).
+            # The first goes first (RESTClient's request for it is answered from this prefetch);
+            # those past the end of a smaller collection are dropped unread (_finish).
+            self._headers = forwarded_headers(self.session.prepare_request(request))
+            self._prefetch([self.step * k for k in range(self.speculative_windows + 1)])
 
     def update_request(self, request: requests.Request) -> None:  # type: ignore[override]
         request.params["offset"] = self._offset  # type: ignore[index]
@@ -408,18 +417,18 @@ class OverlappingWindowPaginator(BasePaginator):
     def _prefetch_ahead(self) -> None:
         if self._template is None or self._total is None:
             return
+        offsets = range(self._next_planned, self._total, self.step)[: self.prefetch_window]
+        self._prefetch(offsets)
+
+    def _prefetch(self, offsets: Iterable[int]) -> None:
         fresh: List[str] = []
-        offset = self._next_planned
-        for _ in range(self.prefetch_window):
-            if offset >= self._total:
-                break
+        for offset in offsets:
             if offset not in self._prefetched_offsets:
                 self._prefetched_offsets.add(offset)
                 fresh.append(self._url_at(offset))
-            offset += self.step
         if fresh:
             transport = self.session.transport
-            large = self._total >= DIGEST_MIN_RECORDS
+            large = self._total is not None and self._total >= DIGEST_MIN_RECORDS
             digest = self.digest_spec if large or transport.digesting else None
             transport.prefetch(fresh, self._headers, digest)
             self._prefetched.extend(fresh)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import socket
 import time
+from typing import Dict, List
 
 import pytest
 
@@ -54,7 +55,7 @@ class TestErrors:
             lake.run()
 
     def test_html_error_page_after_retries(self, lake: Lake):
-        lake.server.inject(status=502, count=10, body="<html>Bad gateway</html>", content_type="text/html")
+        lake.server.inject(status=502, count=1000, body="<html>Bad gateway</html>", content_type="text/html")
         with pytest.raises(WordPressError) as err:
             lake.run()
         assert "HTTP 502" in one_line(err.value) and "after 3 attempt(s)" in str(err.value)
@@ -320,3 +321,37 @@ def test_window_requests_are_prepared_exactly_as_requests_prepares_them():
     prepared = session.prepare_request(request)
     assert prepared.headers["Authorization"] == plain.prepare_request(request).headers["Authorization"]
     assert len(session._prepared) == 2, "requests with credentials always go through requests"
+
+
+def test_a_first_load_asks_for_its_first_windows_at_once_then_reads_only_what_it_needs(lake: Lake, site: Site):
+    """First loads and full refreshes read whole collections: the windows after the first are asked
+    for with it (not a round trip later); those past the end of a small collection are dropped."""
+    from bulletin_pipeline.source import SPECULATIVE_WINDOWS
+
+    arrivals: Dict[int, float] = {}
+
+    def note_arrival(collection, params):
+        if collection == "pages":
+            arrivals.setdefault(int(params.get("offset", 0)), time.monotonic())
+
+    def offsets() -> List[int]:
+        return [int(r.params["offset"]) for r in lake.server.request_log if r.path.endswith("/pages")]
+
+    published = len(site.published_versions("pages"))
+    per_page = 20
+    lake.server.latency = 0.5
+    lake.server.before_request = note_arrival
+    lake.run(endpoints=["pages"], per_page=per_page)
+    first = offsets()
+    needed = list(range(0, published, per_page - 1))
+    assert set(needed) <= set(first) and len(first) == len(set(first)), "each window read once"
+    assert arrivals[per_page - 1] - arrivals[0] < 0.25, "the second window waited for the answer to the first"
+    past_the_end = [o for o in first if o >= published]
+    assert len(past_the_end) == max(0, SPECULATIVE_WINDOWS + 1 - len(needed))
+    assert_lake_has(lake, site, "pages")
+
+    lake.server.latency = 0
+    lake.server.reset_stats()
+    site.edit("pages", sorted(site.published_versions("pages"))[3], at=LATER)
+    lake.run(endpoints=["pages"], per_page=per_page)
+    assert offsets() == [0], "an incremental run asks only for what it reads"
