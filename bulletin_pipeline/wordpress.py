@@ -21,7 +21,9 @@ Two extension points of dlt's `rest_api`, and why:
   rest_api's incremental, data selector and processing steps apply exactly as documented, and
   make the network under it concurrent: once the first window tells the paginator the total, it
   asks the `Transport` to prefetch the following windows over httpx (HTTP/2 when the server
-  offers it), and `send()` answers RESTClient's request for a window from that prefetch. The
+  offers it), and `send()` answers RESTClient's request for a window from that prefetch (when a
+  whole collection is read - a first load, a full refresh - the first few windows are asked for
+  together with the first, before the total is known). The
   endpoints together keep at most `max_connections` requests in flight, and at most that many
   answers wait unconsumed, so memory stays flat however large the site is.
 
