@@ -142,8 +142,8 @@ class Envelope:
         for token, indices in picked.items():
             table = self.pages.take(self.endpoint, token).table
             assert table is not None and indices
-            # usually the records that survive are one run of the page (all but the first, which
-            # the previous window already wrote - windows overlap by one): a zero-copy slice then
+            # usually the records that survive are one run of the page (all but the first ones,
+            # which the previous window already wrote - windows overlap): a zero-copy slice then
             first, count = indices[0], len(indices)
             if indices[-1] - first == count - 1:
                 taken = table.slice(first, count)
