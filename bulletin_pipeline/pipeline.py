@@ -215,9 +215,8 @@ def run_pipeline(
         for endpoint in settings.endpoints:
             incremental = settings.collection(endpoint).incremental
             plans[endpoint] = plan_window(endpoint, settings, stored_cursor(pipeline, endpoint), incremental)
-        if any(p.mode == "initial" for p in plans.values()):
-            # a first load reads whole collections too (other runs start the workers only for a
-            # large listing)
+        if any(plan.reads_whole_collection for plan in plans.values()):
+            # a first load too (other runs start the workers only for a large listing)
             transport.start_digesters()
         session = WordPressSession(transport)
         if settings.if_changed:

@@ -66,8 +66,7 @@ def build_rest_api_config(
             max_reread_attempts=settings.max_reread_attempts,
             progress=progress,
             incremental=collection.incremental,
-            # first loads and full refreshes read whole collections: start a few windows at once
-            speculative_windows=SPECULATIVE_WINDOWS if plan.mode in ("initial", "full_refresh") else 0,
+            speculative_windows=SPECULATIVE_WINDOWS if plan.reads_whole_collection else 0,
         )
         if paginators is not None:
             paginators[endpoint] = paginator

@@ -48,6 +48,11 @@ class WindowPlan:
     stateful: bool  # does this run move the stored cursor?
     stored_cursor: Optional[str]
 
+    @property
+    def reads_whole_collection(self) -> bool:
+        """A first load or a full refresh: every record of the collection is listed."""
+        return self.mode in ("initial", "full_refresh")
+
     def describe(self) -> str:
         if self.mode == "snapshot":
             return "whole collection (not incremental)"
@@ -135,13 +140,11 @@ class WrittenVersions:
     def is_written(self, record_id: int, version: Optional[str]) -> bool:
         if version is None:
             return False
-        return self._run.get(record_id) == version or self._stored.get(str(record_id)) == version
+        return self._run.get(record_id) == version or bool(self._stored and self._stored.get(str(record_id)) == version)
 
     def admit(self, record_id: int, version: Optional[str]) -> bool:
-        """False when this version is already written; else it is noted as written (one lookup)."""
-        if version is None:
-            return True
-        if self._run.get(record_id) == version or (self._stored and self._stored.get(str(record_id)) == version):
+        """False when this version is already written; else it is noted as written."""
+        if self.is_written(record_id, version):
             return False
         self.add(record_id, version)
         return True

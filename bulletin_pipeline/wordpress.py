@@ -8,10 +8,10 @@ Two extension points of dlt's `rest_api`, and why:
   k+1 lands on page k, which we may already have read, and is never seen (and an unchanged record
   is not caught by the next run's `modified_after` either). We therefore order by `id` (unique and
   stable, unlike `modified`, which WordPress does not tie-break) and walk `offset` windows of
-  `per_page` records that overlap by two records (`WINDOW_OVERLAP`). In a consistent listing the lowest id of window
-  k is at most the highest id covered so far; if it is higher, something moved between the two
-  reads and we re-read further back until the covered range is contiguous again (bounded by
-  `max_reread_attempts`, then the run fails and the cursor stays put). The end is known from
+  `per_page` records that overlap by `WINDOW_OVERLAP` records. In a consistent listing the lowest
+  id of window k is at most the highest id covered so far; if it is higher, something moved
+  between the two reads and we re-read further back until the covered range is contiguous again
+  (bounded by `max_reread_attempts`, then the run fails and the cursor stays put). The end is known from
   `X-WP-Total` (WordPress counts the full result set even with `offset`); a window shorter than
   `per_page` before the end is legitimate (WordPress counts media attached to unpublished pages
   but hides them) and is accepted when it is contiguous - it is never re-read forever.
@@ -261,7 +261,7 @@ ProgressCallback = Callable[[str, int, int, int], None]
 
 
 class OverlappingWindowPaginator(BasePaginator):
-    """Walks a collection in `offset` windows overlapping by `WINDOW_OVERLAP` records; see the module docstring.
+    """Walks a collection in `offset` windows overlapping by `WINDOW_OVERLAP` records (module docstring).
 
     Invariant: every record with id <= `_covered` that stayed listed during the walk has been read.
     A window "connects" when it starts at offset 0, or its lowest id is <= `_covered` (the overlap
