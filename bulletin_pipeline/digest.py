@@ -19,7 +19,7 @@ import os
 import sys
 from array import array
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import msgspec
 import orjson
@@ -144,11 +144,15 @@ def _light_row(index: int, record: Any) -> Dict[str, Any]:
     return row
 
 
-def warm_up() -> None:
-    """Build every schema's validator now: the first one costs ~0.1 s (pydantic's first use),
-    which a worker pays while it waits for its first page instead of on that page."""
-    for collection in (*MODELS, "_generic"):
-        for incremental in (True, False):
+def warm_up(page_waiting: Callable[[], bool] = lambda: False) -> None:
+    """Build the schemas' validators now: the first one costs ~0.1 s (pydantic's first use), each
+    further one ~20 ms, which a worker pays while it waits for its first page instead of on that
+    page. The likeliest come first (the default collections, incremental); once a page is
+    waiting, the rest are built when a page needs them."""
+    for incremental in (True, False):
+        for collection in (*MODELS, "_generic"):
+            if page_waiting():
+                return
             _validator(collection, incremental)
 
 

@@ -136,3 +136,29 @@ def test_workers_exit_once_every_listing_ended_and_later_pages_are_digested_in_p
         assert later.digested is None and later.content.startswith(b"[")  # the caller digests it
     finally:
         transport.close()
+
+
+def test_a_transport_that_cannot_start_leaves_no_worker_behind(tmp_path):
+    from bulletin_pipeline.settings import HttpSettings
+    from bulletin_pipeline.transport import Transport
+
+    with pytest.raises(OSError):
+        Transport(HttpSettings(verify=str(tmp_path / "no-such-ca.pem")), workers=1, start_digesters=True)
+    deadline = time.monotonic() + 20
+    while worker_processes() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert worker_processes() == []
+
+
+def test_a_waiting_page_cuts_the_validator_warm_up_short():
+    from bulletin_pipeline import digest
+
+    digest._validator.cache_clear()
+    checks = []
+    digest.warm_up(lambda: len(checks) >= 2 or bool(checks.append(1)))
+    built = digest._validator.cache_info().currsize
+    assert built == 2, "the warm-up went on although a page was waiting"
+    assert digest._validator("pages", True) is digest._validator("pages", True)  # the rest: on demand
+    assert digest._validator.cache_info().currsize == 2, "the default collections come first"
+    digest._validator("media", True)
+    assert digest._validator.cache_info().currsize == 2
