@@ -204,14 +204,14 @@ class SimulatorApp:
                 raise rest_no_route()
             spec = self.site.spec(collection)
             if kind == "item" and item_id is not None:
-                item = run_item(self.site, spec, item_id, params)
-                body = R.assemble([item], self.origin, array=False)
+                item = run_item(self.site, spec, item_id, params, self.origin)
+                body = R.assemble([item], array=False)
                 return 200, headers + [(b"allow", b"GET")] + self._api_link(), body
             q = parse_list_query(self.site, spec, params)
-            result = run_list(self.site, spec, q, self._rng if self.shuffle_ties else None)
+            result = run_list(self.site, spec, q, self.origin, self._rng if self.shuffle_ties else None)
         except WPError as err:
             return err.status, headers + self._api_link(), err.body()
-        body = R.assemble(result.items, self.origin)
+        body = R.assemble(result.items)
         headers += [
             (b"x-wp-total", str(result.total).encode()),
             (b"x-wp-totalpages", str(result.total_pages).encode()),

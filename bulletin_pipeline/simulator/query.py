@@ -455,18 +455,20 @@ class ListResult:
     items: list[tuple[bytes, int]]
 
 
-def _item(rec: Record, fields: tuple[str, ...], password: str | None = None) -> tuple[bytes, int]:
+def _item(rec: Record, fields: tuple[str, ...], origin: str, password: str | None = None) -> tuple[bytes, int]:
     if not fields and not (password and rec.password == password):
-        return R.record_bytes(rec), rec.galleries
+        return R.served_bytes(rec, origin), rec.galleries
     data = R.shape(rec, anonymous=not (password and rec.password == password))
     if fields:
         data = R.filter_fields(data, list(fields))
     item = R.dumps(data)
-    return item, rec.galleries if b"@@WPSIM_GALLERY_" in item else 0
+    return R.with_origin(item, origin), rec.galleries if b"@@WPSIM_GALLERY_" in item else 0
 
 
-def run_list(site: Site, spec: CollectionSpec, q: ListQuery, rng: random.Random | None = None) -> ListResult:
-    """``WP_REST_Posts_Controller::get_items`` for an anonymous visitor."""
+def run_list(
+    site: Site, spec: CollectionSpec, q: ListQuery, origin: str, rng: random.Random | None = None
+) -> ListResult:
+    """``WP_REST_Posts_Controller::get_items`` for an anonymous visitor at ``origin``."""
     with site.lock:
         view = site.memo(spec.name, ("view", q.orderby, q.order, q.filters), lambda: build_view(site, spec, q))
         per_page, page = q.per_page, q.page
@@ -489,11 +491,11 @@ def run_list(site: Site, spec: CollectionSpec, q: ListQuery, rng: random.Random 
                 400,
             )
         # Permission checks run per row after the SQL LIMIT: hidden rows leave holes.
-        items = [_item(rec, q.fields) for rec in rows if site.is_readable(rec)]
+        items = [_item(rec, q.fields, origin) for rec in rows if site.is_readable(rec)]
     return ListResult(total=total, total_pages=max_pages, page=page, items=items)
 
 
-def run_item(site: Site, spec: CollectionSpec, id: int, params: Mapping[str, Any]) -> tuple[bytes, int]:
+def run_item(site: Site, spec: CollectionSpec, id: int, params: Mapping[str, Any], origin: str) -> tuple[bytes, int]:
     """``get_item``: 404 for a missing id (or another type), 401 for a non-public one."""
     context = params.get("context")
     if context is not None and context not in ("view", "embed", "edit"):
@@ -508,4 +510,4 @@ def run_item(site: Site, spec: CollectionSpec, id: int, params: Mapping[str, Any
             raise WPError("rest_forbidden_context", "Sorry, you are not allowed to edit this post.", 401)
         fields = tuple(parse_list(params["_fields"])) if "_fields" in params else ()
         password = params.get("password")
-        return _item(rec, fields, password if isinstance(password, str) else None)
+        return _item(rec, fields, origin, password if isinstance(password, str) else None)
