@@ -24,7 +24,14 @@ from .envelope import Envelope
 from .errors import BulletinError, ConfigError, DestinationError, RejectedRecords
 from .probe import probe_endpoint
 from .settings import BulletinSettings
-from .source import REJECTED_TABLE, SOURCE_NAME, api_resource_name, bulletin_source, envelope_resource_name
+from .source import (
+    REJECTED_TABLE,
+    SOURCE_NAME,
+    api_resource_name,
+    bulletin_source,
+    envelope_resource_name,
+    request_first_windows,
+)
 from .window import LEDGER_KEY, WindowPlan, plan_window
 from .wordpress import ProgressCallback, Transport, WordPressSession
 
@@ -197,15 +204,23 @@ def run_pipeline(
     configure_parquet(settings)
     configure_arrow_memory()
     workers = default_workers() if settings.digest_workers is None else settings.digest_workers
-    transport = Transport(settings.http, workers)
+    # whole collections are read (or workers were asked for, which then serve every collection):
+    # the workers start now, while dlt sets up, ready for the first windows
+    transport = Transport(
+        settings.http, workers, start_digesters=settings.digest_workers is not None or settings.full_refresh
+    )
     envelopes: Dict[str, Envelope] = {}
     paginators: Dict[str, Any] = {}
     skipped: Dict[str, str] = {}
     try:
-        if settings.digest_workers is not None or settings.full_refresh:
-            # whole collections are read (or workers were asked for, which then serve every
-            # collection): the workers start now, while dlt sets up, ready for the first windows
-            transport.start_digesters()
+        session = WordPressSession(transport)
+        if settings.full_refresh and not settings.if_changed:
+            # no state is needed to know what a full refresh asks for first: ask while dlt sets up
+            request_first_windows(
+                settings,
+                {e: plan_window(e, settings, None, settings.collection(e).incremental) for e in settings.endpoints},
+                session,
+            )
         pipeline = make_pipeline(settings, inserted_at)
         preflight_destination(pipeline)
         restore_state(pipeline)
@@ -218,7 +233,6 @@ def run_pipeline(
         if any(plan.reads_whole_collection for plan in plans.values()):
             # a first load too (other runs start the workers only for a large listing)
             transport.start_digesters()
-        session = WordPressSession(transport)
         if settings.if_changed:
             for endpoint in list(settings.endpoints):
                 result = probe_endpoint(

@@ -12,10 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional
+from urllib.parse import urlsplit
 
 import dlt
+import requests
 from dlt.common import jsonpath
 from dlt.extract.resource import DltResource
+from dlt.sources.helpers.rest_client.utils import join_url
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 
 from .envelope import DigestedPages, Envelope
@@ -50,28 +53,16 @@ def build_rest_api_config(
     """`paginators`, when given, receives each endpoint's paginator (its re-read counters)."""
     resources: List[Any] = []
     for endpoint in settings.endpoints:
-        collection = settings.collection(endpoint)
         plan = plans[endpoint]
-        params: Dict[str, Any] = {"orderby": "id", "order": "asc", **(collection.params or {})}
+        params = _listing_params(settings, endpoint)
         incremental = incremental_config(plan, settings)
         if plan.start is not None:
             params["modified_after"] = "{incremental.start_value}" if incremental else plan.start
-        paginator = OverlappingWindowPaginator(
-            endpoint,
-            session,
-            per_page=settings.per_page,
-            # the endpoints are read in parallel: together they keep max_connections in flight
-            # (and hold at most that many pages ahead of the extract, ~0.6 MB each)
-            prefetch_window=-(-settings.http.max_connections // max(1, len(settings.endpoints))),
-            max_reread_attempts=settings.max_reread_attempts,
-            progress=progress,
-            incremental=collection.incremental,
-            speculative_windows=SPECULATIVE_WINDOWS if plan.reads_whole_collection else 0,
-        )
+        paginator = _paginator(settings, plan, session, progress)
         if paginators is not None:
             paginators[endpoint] = paginator
         endpoint_config: Dict[str, Any] = {
-            "path": collection.path or endpoint,
+            "path": _listing_path(settings, endpoint),
             "params": params,
             # compiled once: dlt would otherwise re-parse the JSONPath for every page
             "data_selector": DATA_SELECTOR,
@@ -88,6 +79,56 @@ def build_rest_api_config(
         "resource_defaults": {"write_disposition": "append", "max_table_nesting": 0},
         "resources": resources,
     }
+
+
+def _listing_params(settings: BulletinSettings, endpoint: str) -> Dict[str, Any]:
+    return {"orderby": "id", "order": "asc", **(settings.collection(endpoint).params or {})}
+
+
+def _listing_path(settings: BulletinSettings, endpoint: str) -> str:
+    return settings.collection(endpoint).path or endpoint
+
+
+def _paginator(
+    settings: BulletinSettings,
+    plan: WindowPlan,
+    session: WordPressSession,
+    progress: Optional[ProgressCallback] = None,
+) -> OverlappingWindowPaginator:
+    return OverlappingWindowPaginator(
+        plan.endpoint,
+        session,
+        per_page=settings.per_page,
+        # the endpoints are read in parallel: together they keep max_connections in flight
+        # (and hold at most that many pages ahead of the extract, ~0.6 MB each)
+        prefetch_window=-(-settings.http.max_connections // max(1, len(settings.endpoints))),
+        max_reread_attempts=settings.max_reread_attempts,
+        progress=progress,
+        incremental=settings.collection(plan.endpoint).incremental,
+        speculative_windows=SPECULATIVE_WINDOWS if plan.reads_whole_collection else 0,
+    )
+
+
+def request_first_windows(settings: BulletinSettings, plans: Dict[str, WindowPlan], session: WordPressSession) -> None:
+    """Ask now for the first windows of every listing that needs no cursor, before dlt sets up.
+
+    dlt's setup (pipeline, destination, state, source) takes ~0.2 s of the extract thread before
+    RESTClient asks for a first page; a full refresh knows its URLs without any state, so the
+    network and the digest workers use that time. The windows are asked for by a paginator built
+    as the source builds it, from the request RESTClient will make (`_create_request`: the path,
+    joined to the base URL unless absolute, the same params, no headers or auth in our client
+    config), so the
+    real paginator finds them pending at the same URLs; any it does not ask for are dropped when
+    the listings end (`WordPressSession.listing_ended`).
+    """
+    for endpoint in settings.endpoints:
+        plan = plans[endpoint]
+        if not plan.reads_whole_collection or plan.start is not None:
+            continue  # modified_after comes from dlt's incremental: known only once dlt resolved it
+        path = _listing_path(settings, endpoint)
+        url = path if urlsplit(path).scheme in ("http", "https") else join_url(settings.base_url or "", path)
+        request = requests.Request("GET", url=url, params=_listing_params(settings, endpoint))
+        _paginator(settings, plan, session).request_early(request)
 
 
 def _envelope_transformer(

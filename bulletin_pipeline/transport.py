@@ -77,7 +77,7 @@ class Transport:
     list pages to that many digest workers (see `Digesters`).
     """
 
-    def __init__(self, http: Any, workers: int = 0) -> None:
+    def __init__(self, http: Any, workers: int = 0, start_digesters: bool = False) -> None:
         self.http = http
         self.workers = workers
         self.stats = TransportStats()
@@ -85,6 +85,19 @@ class Transport:
         self._digesters: Optional[Digesters] = None
         self._released: List[Digesters] = []
         self._lock = threading.Lock()
+        self._closed = False
+        if start_digesters:
+            # first: a worker takes ~0.3 s to import pydantic and build validators, the longest
+            # part of a run's start; the HTTP clients below are built meanwhile
+            self.start_digesters()
+        try:
+            self._open()
+        except BaseException:
+            if self._digesters is not None:  # e.g. an unreadable CA bundle: no worker left behind
+                self._digesters.close()
+            raise
+
+    def _open(self) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="wordpress-http", daemon=True)
         self._thread.start()
@@ -98,7 +111,6 @@ class Transport:
         self._clients: List[httpx.AsyncClient] = [self._run(self._make_client(per_pool, verify)) for _ in range(shards)]
         self._busy = [0] * shards
         self._semaphore: asyncio.Semaphore = self._run(self._make_semaphore())
-        self._closed = False
 
     def _run(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()

@@ -157,6 +157,7 @@ class WordPressSession(requests.Session):
         self._digest_specs: Dict[str, DigestSpec] = {}
         self._prepared: Dict[str, Tuple[requests.PreparedRequest, str, str]] = {}
         self._listings_left = -1  # unknown: see expect_listings
+        self._early: List[str] = []
         self.pages = DigestedPages()
 
     def prepare_request(self, request: requests.Request) -> requests.PreparedRequest:
@@ -209,8 +210,14 @@ class WordPressSession(requests.Session):
     def listing_ended(self) -> None:
         self._listings_left -= 1
         if self._listings_left == 0:
+            # windows asked for early that no listing took (none, unless RESTClient built its URLs
+            # differently) are dropped unread rather than left pending
+            self.transport.discard(self._early)
             # the digest workers exit while dlt normalizes and loads, not after (~60 ms)
             self.transport.release_digesters()
+
+    def requested_early(self, urls: Iterable[str]) -> None:
+        self._early.extend(urls)
 
     def register(self, url: str, spec: DigestSpec) -> None:
         """Pages of the collection at `url` are digested as `spec` says (see WordPressResponse)."""
@@ -329,6 +336,12 @@ class OverlappingWindowPaginator(BasePaginator):
             # those past the end of a smaller collection are dropped unread (_finish).
             self._headers = forwarded_headers(self.session.prepare_request(request))
             self._prefetch([self.step * k for k in range(self.speculative_windows + 1)])
+
+    def request_early(self, request: requests.Request) -> None:
+        """Ask for this listing's speculative windows before RESTClient starts it (see
+        `source.request_first_windows`); RESTClient's own paginator then finds them pending."""
+        self.init_request(request)
+        self.session.requested_early(self._prefetched)
 
     def update_request(self, request: requests.Request) -> None:  # type: ignore[override]
         request.params["offset"] = self._offset  # type: ignore[index]

@@ -383,3 +383,50 @@ def test_a_hidden_record_where_two_windows_meet_costs_no_reread(lake: Lake, site
     summary = lake.run(endpoints=["media"], per_page=per_page)
     assert {e.endpoint: e.rereads for e in summary.endpoints}["media"] == 0
     assert_lake_has(lake, site, "media")
+
+
+def test_a_full_refresh_asks_for_its_first_windows_while_dlt_sets_up(lake: Lake, site: Site, monkeypatch):
+    """A full refresh needs no state to know its first URLs: they are asked for before dlt builds
+    the pipeline, and RESTClient's paginator then takes those answers instead of asking again."""
+    import threading
+
+    from bulletin_pipeline import pipeline as pipeline_module
+
+    lake.run(endpoints=["pages", "media"])  # a lake with a cursor: a full refresh is not a first load
+    first_request = threading.Event()
+    lake.server.before_request = lambda collection, params: first_request.set()
+    lake.server.reset_stats()
+    seen_before_setup: List[bool] = []
+    make_pipeline_of_dlt = pipeline_module.make_pipeline
+
+    def make_pipeline_once_a_request_arrived(*args, **kwargs):
+        seen_before_setup.append(first_request.wait(timeout=10))
+        return make_pipeline_of_dlt(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline_module, "make_pipeline", make_pipeline_once_a_request_arrived)
+    summary = lake.run(endpoints=["pages", "media"], full_refresh=True)
+    assert seen_before_setup == [True], "no request reached the site before dlt's setup"
+    urls = [(r.path, tuple(sorted(r.params.items()))) for r in lake.server.request_log]
+    assert len(urls) == len(set(urls)), "a window asked for early was asked for again"
+    assert summary.requests == len(urls)
+    assert_lake_has(lake, site, "pages")
+    assert_lake_has(lake, site, "media")
+
+
+def test_windows_asked_for_early_that_no_listing_takes_are_dropped(server):
+    from bulletin_pipeline.settings import HttpSettings
+    from bulletin_pipeline.transport import Transport
+    from bulletin_pipeline.wordpress import WordPressSession
+
+    transport = Transport(HttpSettings())
+    try:
+        session = WordPressSession(transport)
+        stray = server.base_url + "pages?per_page=5&offset=5"
+        transport.prefetch([stray])
+        session.requested_early([stray])
+        session.expect_listings(1)
+        assert stray in transport._pending
+        session.listing_ended()
+        assert stray not in transport._pending
+    finally:
+        transport.close()
