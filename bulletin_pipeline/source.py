@@ -117,9 +117,8 @@ def request_first_windows(settings: BulletinSettings, plans: Dict[str, WindowPla
     network and the digest workers use that time. The windows are asked for by a paginator built
     as the source builds it, from the request RESTClient will make (`_create_request`: the path,
     joined to the base URL unless absolute, the same params, no headers or auth in our client
-    config), so the
-    real paginator finds them pending at the same URLs; any it does not ask for are dropped when
-    the listings end (`WordPressSession.listing_ended`).
+    config), so the real paginator finds them pending at the same URLs; any it does not ask for
+    are dropped when the listings end (`WordPressSession.listing_ended`).
     """
     for endpoint in settings.endpoints:
         plan = plans[endpoint]
