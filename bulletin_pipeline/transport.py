@@ -31,7 +31,7 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Any, Deque, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 import httpcore
@@ -173,6 +173,14 @@ class Transport:
                 if digest is not None and self.workers > 0:
                     fetching = self._start_digesters().digest(fetching, digest)
                 self._pending[url] = fetching
+
+    def when_answered(self, url: str, callback: Callable[[concurrent.futures.Future[RawResponse]], None]) -> None:
+        """Call `callback(future)` once the prefetched answer for `url` is in (at once if it
+        is; never if nothing is pending for `url`)."""
+        with self._lock:
+            future = self._pending.get(url)
+        if future is not None:
+            future.add_done_callback(callback)
 
     def _start_digesters(self) -> Digesters:
         if self._digesters is None:

@@ -430,3 +430,43 @@ def test_windows_asked_for_early_that_no_listing_takes_are_dropped(server):
         assert stray not in transport._pending
     finally:
         transport.close()
+
+
+def test_a_full_refresh_asks_for_the_windows_after_the_first_ones_as_soon_as_the_total_is_known(
+    lake: Lake, site: Site, monkeypatch
+):
+    """The first early answer tells X-WP-Total: the windows after the speculative ones are asked
+    for then, still during dlt's setup, and only those the collection has."""
+    import threading
+
+    from bulletin_pipeline import pipeline as pipeline_module
+    from bulletin_pipeline.source import SPECULATIVE_WINDOWS
+    from bulletin_pipeline.wordpress import WINDOW_OVERLAP
+
+    per_page = 10
+    step = per_page - WINDOW_OVERLAP
+    total = len(site.records("pages"))  # X-WP-Total counts what a visitor cannot see, too
+    assert total > (SPECULATIVE_WINDOWS + 2) * step, "the site is too small for this test"
+    lake.run(endpoints=["pages"], per_page=per_page)
+    beyond_the_first_ones = threading.Event()
+
+    def note(collection, params):
+        if int(params.get("offset", 0)) > SPECULATIVE_WINDOWS * step:
+            beyond_the_first_ones.set()
+
+    lake.server.before_request = note
+    lake.server.reset_stats()
+    seen_before_setup: List[bool] = []
+    make_pipeline_of_dlt = pipeline_module.make_pipeline
+
+    def make_pipeline_once_asked(*args, **kwargs):
+        seen_before_setup.append(beyond_the_first_ones.wait(timeout=10))
+        return make_pipeline_of_dlt(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline_module, "make_pipeline", make_pipeline_once_asked)
+    summary = lake.run(endpoints=["pages"], per_page=per_page, full_refresh=True)
+    assert seen_before_setup == [True], "the windows after the first ones waited for dlt's setup"
+    offsets = [int(r.params["offset"]) for r in lake.server.request_log if r.path.endswith("/pages")]
+    assert len(offsets) == len(set(offsets)) == summary.requests, "a window was asked for twice"
+    assert max(offsets) < total, "a window past the end of the collection was asked for"
+    assert_lake_has(lake, site, "pages")
