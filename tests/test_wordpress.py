@@ -385,25 +385,32 @@ def test_a_hidden_record_where_two_windows_meet_costs_no_reread(lake: Lake, site
     assert_lake_has(lake, site, "media")
 
 
+def hold_dlt_setup_until(event, monkeypatch) -> List[bool]:
+    """Make dlt's pipeline (the start of dlt's setup) only once `event` is set, waiting at most
+    10 s; the list returned gets True if it was set in time, False if not."""
+    from bulletin_pipeline import pipeline as pipeline_module
+
+    seen: List[bool] = []
+    make_pipeline_of_dlt = pipeline_module.make_pipeline
+
+    def make_pipeline_once_set(*args, **kwargs):
+        seen.append(event.wait(timeout=10))
+        return make_pipeline_of_dlt(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline_module, "make_pipeline", make_pipeline_once_set)
+    return seen
+
+
 def test_a_full_refresh_asks_for_its_first_windows_while_dlt_sets_up(lake: Lake, site: Site, monkeypatch):
     """A full refresh needs no state to know its first URLs: they are asked for before dlt builds
     the pipeline, and RESTClient's paginator then takes those answers instead of asking again."""
     import threading
 
-    from bulletin_pipeline import pipeline as pipeline_module
-
     lake.run(endpoints=["pages", "media"])  # a lake with a cursor: a full refresh is not a first load
     first_request = threading.Event()
     lake.server.before_request = lambda collection, params: first_request.set()
     lake.server.reset_stats()
-    seen_before_setup: List[bool] = []
-    make_pipeline_of_dlt = pipeline_module.make_pipeline
-
-    def make_pipeline_once_a_request_arrived(*args, **kwargs):
-        seen_before_setup.append(first_request.wait(timeout=10))
-        return make_pipeline_of_dlt(*args, **kwargs)
-
-    monkeypatch.setattr(pipeline_module, "make_pipeline", make_pipeline_once_a_request_arrived)
+    seen_before_setup = hold_dlt_setup_until(first_request, monkeypatch)
     summary = lake.run(endpoints=["pages", "media"], full_refresh=True)
     assert seen_before_setup == [True], "no request reached the site before dlt's setup"
     urls = [(r.path, tuple(sorted(r.params.items()))) for r in lake.server.request_log]
@@ -439,7 +446,6 @@ def test_a_full_refresh_asks_for_the_windows_after_the_first_ones_as_soon_as_the
     for then, still during dlt's setup, and only those the collection has."""
     import threading
 
-    from bulletin_pipeline import pipeline as pipeline_module
     from bulletin_pipeline.source import SPECULATIVE_WINDOWS
     from bulletin_pipeline.wordpress import WINDOW_OVERLAP
 
@@ -456,14 +462,7 @@ def test_a_full_refresh_asks_for_the_windows_after_the_first_ones_as_soon_as_the
 
     lake.server.before_request = note
     lake.server.reset_stats()
-    seen_before_setup: List[bool] = []
-    make_pipeline_of_dlt = pipeline_module.make_pipeline
-
-    def make_pipeline_once_asked(*args, **kwargs):
-        seen_before_setup.append(beyond_the_first_ones.wait(timeout=10))
-        return make_pipeline_of_dlt(*args, **kwargs)
-
-    monkeypatch.setattr(pipeline_module, "make_pipeline", make_pipeline_once_asked)
+    seen_before_setup = hold_dlt_setup_until(beyond_the_first_ones, monkeypatch)
     summary = lake.run(endpoints=["pages"], per_page=per_page, full_refresh=True)
     assert seen_before_setup == [True], "the windows after the first ones waited for dlt's setup"
     offsets = [int(r.params["offset"]) for r in lake.server.request_log if r.path.endswith("/pages")]
