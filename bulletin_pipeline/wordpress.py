@@ -361,11 +361,10 @@ class OverlappingWindowPaginator(BasePaginator):
             return
         if raw.status != 200:
             return
-        self._total = total
-        start = self.step * (self.speculative_windows + 1)
-        offsets = [o for o in range(start, total, self.step)][: max(0, self.prefetch_window - self.speculative_windows)]
+        # what RESTClient's paginator asks for once it has read the first window
+        self._total, self._next_planned = total, self.step
         before = len(self._prefetched)
-        self._prefetch(offsets)
+        self._prefetch_ahead()
         self.session.requested_early(self._prefetched[before:])
 
     def update_request(self, request: requests.Request) -> None:  # type: ignore[override]
