@@ -7,12 +7,13 @@ Exit codes: 0 ok, 1 the site or the destination failed, 2 bad configuration or i
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 import threading
 import time
 import traceback
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, NoReturn, Optional, Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -218,6 +219,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
 
     return _guarded(run, argv)
+
+
+def main_and_exit() -> NoReturn:
+    """The command's entry point (`run.py`, `python -m bulletin_pipeline`): `main()`, then exit.
+
+    At exit the interpreter collects garbage over everything still alive - dlt, pyarrow, pydantic
+    and what the run left, ~10^6 objects - several times while it tears the modules down: 0.6-0.8 s
+    of one core after the summary was printed, on every run. Nothing left needs a collection by
+    then (the files are closed, the workers gone, atexit handlers still run), so the survivors are
+    frozen out of those collections and the process exits in ~0.1 s. Only here, where the process
+    ends: `main()` itself leaves the collector alone for callers that go on.
+    """
+    code = main()
+    gc.freeze()
+    sys.exit(code)
 
 
 def _guarded(run: Any, argv: Sequence[str]) -> int:
