@@ -182,7 +182,8 @@ def test_the_command_exits_without_collecting_what_is_left(tmp_path, entry):
             entry,
         ]
     )
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    paths = (str(ROOT), os.environ.get("PYTHONPATH"))  # `-m bulletin_pipeline` from any folder
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     result = subprocess.run(
         [sys.executable, "-c", probe], cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120
     )
