@@ -112,7 +112,7 @@ class Simulator:
         log_path: Optional[str] = None,
     ) -> None:
         self.cmd = [
-            sys.executable, "-m", "bulletin_pipeline.simulator",
+            sys.executable, "-m", "tests.simulator",
             "--pages", str(pages), "--media", str(media), "--body-kb", str(body_kb),
             "--latency", str(latency), "--host", "127.0.0.1", "--port", "0",
         ]  # fmt: skip

@@ -13,7 +13,7 @@ import pytest
 
 from bulletin_pipeline.pipeline import RunSummary, run_pipeline
 from bulletin_pipeline.settings import resolve_settings
-from bulletin_pipeline.simulator import SimulatorServer, Site, seed_site
+from tests.simulator import SimulatorServer, Site, seed_site
 
 # subprocesses run in temp folders without .dlt/config.toml: keep dlt's telemetry off there too
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")

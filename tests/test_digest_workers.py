@@ -14,7 +14,7 @@ import pytest
 
 from bulletin_pipeline.errors import WordPressError
 from bulletin_pipeline.pipeline import make_pipeline, stored_cursor
-from bulletin_pipeline.simulator import SimulatorServer, Site, seed_site
+from tests.simulator import SimulatorServer, Site, seed_site
 
 from .conftest import CLOCK, Lake
 

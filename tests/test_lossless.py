@@ -15,7 +15,7 @@ import random
 
 import pytest
 
-from bulletin_pipeline.simulator import SimulatorServer, Site, seed_site
+from tests.simulator import SimulatorServer, Site, seed_site
 
 from .conftest import CLOCK, Lake
 

@@ -12,7 +12,7 @@ import pytest
 
 from bulletin_pipeline.errors import InconsistentListing, WordPressError, WordPressUnreachable
 from bulletin_pipeline.pipeline import make_pipeline, stored_cursor
-from bulletin_pipeline.simulator import SimulatorServer, Site, seed_site
+from tests.simulator import SimulatorServer, Site, seed_site
 
 from .conftest import CLOCK, Lake, assert_lake_has
 

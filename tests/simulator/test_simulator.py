@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bulletin_pipeline.simulator import SimulatorServer, Site, seed_site
+from tests.simulator import SimulatorServer, Site, seed_site
 
 CLOCK = datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -485,7 +485,7 @@ def test_seed_is_deterministic_and_realistic() -> None:
 
 def test_runs_as_a_separate_process() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bulletin_pipeline.simulator", "--pages", "40", "--media", "10"],
+        [sys.executable, "-m", "tests.simulator", "--pages", "40", "--media", "10"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,

@@ -31,7 +31,7 @@ from .app import SimulatorApp
 from .controls import BeforeRequest, Controls, Fault, LoggedRequest, ServerStats
 from .site import Site
 
-_HYPERCORN_LOG = logging.getLogger("bulletin_pipeline.simulator.hypercorn")
+_HYPERCORN_LOG = logging.getLogger("tests.simulator.hypercorn")
 
 
 class SimulatorServer:

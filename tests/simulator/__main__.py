@@ -1,4 +1,4 @@
-"""``python -m bulletin_pipeline.simulator``: a seeded simulator in its own process.
+"""``python -m tests.simulator``: a seeded simulator in its own process.
 
 Prints ``BASE_URL=...`` (and ``CA_CERT=...`` with ``--tls``) on stdout, flushed, once the port
 is listening, then serves until SIGTERM/SIGINT. A separate process keeps the server's CPU work
@@ -19,7 +19,7 @@ from .site import Site
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bulletin_pipeline.simulator", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m tests.simulator", description=__doc__)
     p.add_argument("--pages", type=int, default=2000)
     p.add_argument("--media", type=int, default=1000)
     p.add_argument("--seed", type=int, default=42)
