@@ -132,8 +132,8 @@ def render_summary(summary: RunSummary, console: Console) -> None:
         console.print(f"no changes since {since}; nothing loaded")
         return
     table = Table(title=f"{summary.pipeline_name}: load {summary.load_id or '(nothing new)'}", title_justify="left")
-    for column in ("endpoint", "mode", "loaded", "rejected", "files", "cursor before", "cursor after", "seconds"):
-        numeric = column in ("loaded", "rejected", "files", "seconds")
+    for column in ("endpoint", "mode", "loaded", "rejected", "files", "cursor before", "cursor after"):
+        numeric = column in ("loaded", "rejected", "files")
         table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
     for e in summary.endpoints:
         table.add_row(
@@ -144,7 +144,6 @@ def render_summary(summary: RunSummary, console: Console) -> None:
             str(e.files),
             e.cursor_before or "-",
             e.cursor_after or "-",
-            f"{e.seconds:.1f}",
         )
     console.print(table)
     for endpoint, reason in summary.skipped.items():

@@ -61,9 +61,8 @@ def configure_parquet(settings: BulletinSettings) -> None:
 def configure_arrow_memory() -> None:
     """Arrow buffers from jemalloc, unless ARROW_DEFAULT_MEMORY_POOL says otherwise.
 
-    Every page passes through several short-lived arrow buffers (its table, the batch, dlt's
-    Parquet writer). pyarrow's default pool (mimalloc) keeps what they freed: peak RSS was ~50 MB
-    higher than with jemalloc, which hands memory back as it decays, at the same speed (bench/).
+    Every page passes through short-lived arrow buffers; jemalloc hands freed memory back to the
+    system as it decays, where pyarrow's default pool keeps it (bench/README.md has the figures).
     """
     if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
         return

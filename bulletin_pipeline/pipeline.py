@@ -19,21 +19,14 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import retention
 from .destination import DATASET_NAME, configure_arrow_memory, configure_parquet, make_destination, partition_datetime
-from .digest import default_workers
-from .envelope import Envelope
+from .envelope import REJECTED_TABLE, Envelope
 from .errors import BulletinError, ConfigError, DestinationError, RejectedRecords
 from .probe import probe_endpoint
 from .settings import BulletinSettings
-from .source import (
-    REJECTED_TABLE,
-    SOURCE_NAME,
-    api_resource_name,
-    bulletin_source,
-    envelope_resource_name,
-    request_first_windows,
-)
+from .source import SOURCE_NAME, api_resource_name, bulletin_source, envelope_resource_name
+from .transport import WordPressSession
 from .window import LEDGER_KEY, WindowPlan, plan_window
-from .wordpress import ProgressCallback, Transport, WordPressSession
+from .wordpress import OverlappingWindowPaginator, ProgressCallback
 
 PIPELINE_NAME = "bulletin_pipeline"
 DEMO_SITE_ID = "demo: bundled WordPress simulator"
@@ -50,7 +43,6 @@ class EndpointSummary:
     files: int = 0
     cursor_before: Optional[str] = None
     cursor_after: Optional[str] = None
-    seconds: float = 0.0
     rereads: int = 0
     rejected_examples: List[str] = field(default_factory=list)
 
@@ -164,9 +156,6 @@ def restore_state(pipeline: dlt.Pipeline) -> None:
     """Pull the newest state from the lake when it is newer than the local one (fresh runners)."""
     try:
         pipeline.sync_destination()
-        # run() would sync a second time (a full read of the lake's state and schemas, slow on
-        # S3) unless it believes it already did: dlt 1.31 only sets this flag inside run()
-        pipeline._state_restored = True
     except Exception as exc:  # noqa: BLE001 - rendered as one line for the user
         raise DestinationError(
             f"cannot read the destination {pipeline.destination.config_params.get('bucket_url', '')}: "  # type: ignore[union-attr]
@@ -203,65 +192,40 @@ def run_pipeline(
     inserted_at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     configure_parquet(settings)
     configure_arrow_memory()
-    workers = default_workers() if settings.digest_workers is None else settings.digest_workers
-    # whole collections are read (or workers were asked for, which then serve every collection):
-    # the workers start now, while dlt sets up, ready for the first windows
-    transport = Transport(
-        settings.http, workers, start_digesters=settings.digest_workers is not None or settings.full_refresh
-    )
     envelopes: Dict[str, Envelope] = {}
-    paginators: Dict[str, Any] = {}
+    paginators: Dict[str, OverlappingWindowPaginator] = {}
     skipped: Dict[str, str] = {}
+    session = WordPressSession(settings.http)
     try:
-        session = WordPressSession(transport)
-        if settings.full_refresh and not settings.if_changed:
-            # no state is needed to know what a full refresh asks for first: ask while dlt sets up
-            request_first_windows(
-                settings,
-                {e: plan_window(e, settings, None, settings.collection(e).incremental) for e in settings.endpoints},
-                session,
-            )
         pipeline = make_pipeline(settings, inserted_at)
         preflight_destination(pipeline)
         restore_state(pipeline)
         check_site(pipeline, settings)
-
-        plans: Dict[str, WindowPlan] = {}
-        for endpoint in settings.endpoints:
-            incremental = settings.collection(endpoint).incremental
-            plans[endpoint] = plan_window(endpoint, settings, stored_cursor(pipeline, endpoint), incremental)
-        if any(plan.reads_whole_collection for plan in plans.values()):
-            # a first load too (other runs start the workers only for a large listing)
-            transport.start_digesters()
+        plans = {
+            endpoint: plan_window(
+                endpoint, settings, stored_cursor(pipeline, endpoint), settings.collection(endpoint).incremental
+            )
+            for endpoint in settings.endpoints
+        }
         if settings.if_changed:
-            for endpoint in list(settings.endpoints):
+            for endpoint in settings.endpoints:
                 result = probe_endpoint(
-                    transport, settings, endpoint, plans[endpoint], written_versions(pipeline, endpoint)
+                    session.adapter, settings, endpoint, plans[endpoint], written_versions(pipeline, endpoint)
                 )
                 if not result.changed:
                     skipped[endpoint] = result.reason
             if len(skipped) == len(settings.endpoints):
-                return _nothing_to_do(pipeline, settings, plans, skipped, transport, started, inserted_at)
+                return _nothing_to_do(pipeline, settings, plans, skipped, session, started)
             settings = copy.copy(settings)  # the caller's settings stay as they were
             settings.endpoints = [e for e in settings.endpoints if e not in skipped]
-        session.expect_listings(len(settings.endpoints))
-        source = bulletin_source(
-            settings,
-            plans,
-            session,
-            inserted_at,
-            progress=progress,
-            on_envelope=lambda env: envelopes.__setitem__(env.endpoint, env),
-            paginators=paginators,
-        )
+        source = bulletin_source(settings, plans, session, inserted_at, envelopes, paginators, progress=progress)
         info = _run(pipeline, source)
     finally:
-        transport.close()
+        session.close()
 
     summaries = []
     for endpoint in settings.endpoints:
         plan = plans[endpoint]
-        env = envelopes.get(endpoint)
         summary = EndpointSummary(
             endpoint=endpoint,
             mode=plan.mode,
@@ -271,25 +235,24 @@ def run_pipeline(
             files=_files_written(info, endpoint),
             rereads=paginators[endpoint].rereads if endpoint in paginators else 0,
         )
-        if env is not None:
-            summary.loaded = env.stats.loaded
-            summary.rejected = env.stats.rejected
-            summary.duplicates_skipped = env.stats.duplicates
-            summary.rejected_examples = env.stats.rejected_examples
-            if env.stats.last_at is not None:
-                summary.seconds = round(env.stats.last_at - started, 3)
+        stats = envelopes[endpoint].stats if endpoint in envelopes else None
+        if stats is not None:
+            summary.loaded = stats.loaded
+            summary.rejected = stats.rejected
+            summary.duplicates_skipped = stats.duplicates
+            summary.rejected_examples = stats.rejected_examples
         summaries.append(summary)
 
     run = RunSummary(
         pipeline_name=PIPELINE_NAME,
-        dataset_path=f"{pipeline.destination.config_params.get('bucket_url', '')}/{DATASET_NAME}",  # type: ignore[union-attr]
+        dataset_path=_dataset_path(pipeline),
         load_id=info.loads_ids[0] if info and info.loads_ids else None,
         partition=partition_datetime(settings, inserted_at).strftime("load_date=%Y-%m-%d/load_time=%H:%M:%S"),
         endpoints=summaries,
         seconds=round(time.monotonic() - started, 3),
-        requests=transport.stats.requests,
-        retries=transport.stats.retries,
-        http_versions=dict(transport.stats.http_versions),
+        requests=session.stats.requests,
+        retries=session.stats.retries,
+        http_versions=dict(session.stats.http_versions),
         skipped=skipped,
     )
     if settings.strict and run.rejected:
@@ -298,6 +261,10 @@ def run_pipeline(
             f"first: {next(e.rejected_examples[0] for e in summaries if e.rejected_examples)}"
         )
     return run
+
+
+def _dataset_path(pipeline: dlt.Pipeline) -> str:
+    return f"{pipeline.destination.config_params.get('bucket_url', '')}/{DATASET_NAME}"  # type: ignore[union-attr]
 
 
 def written_versions(pipeline: dlt.Pipeline, endpoint: str) -> Optional[Dict[str, str]]:
@@ -313,14 +280,13 @@ def _nothing_to_do(
     settings: BulletinSettings,
     plans: Dict[str, WindowPlan],
     skipped: Dict[str, str],
-    transport: Transport,
+    session: WordPressSession,
     started: float,
-    inserted_at: dt.datetime,
 ) -> RunSummary:
     """--if-changed found nothing: no load package, no files, the state untouched."""
     return RunSummary(
         pipeline_name=PIPELINE_NAME,
-        dataset_path=f"{pipeline.destination.config_params.get('bucket_url', '')}/{DATASET_NAME}",  # type: ignore[union-attr]
+        dataset_path=_dataset_path(pipeline),
         load_id=None,
         partition="",
         endpoints=[
@@ -330,9 +296,9 @@ def _nothing_to_do(
             for e in settings.endpoints
         ],
         seconds=round(time.monotonic() - started, 3),
-        requests=transport.stats.requests,
-        retries=transport.stats.retries,
-        http_versions=dict(transport.stats.http_versions),
+        requests=session.stats.requests,
+        retries=session.stats.retries,
+        http_versions=dict(session.stats.http_versions),
         skipped=skipped,
     )
 

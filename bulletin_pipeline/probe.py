@@ -10,15 +10,14 @@ ledger the envelope dedupes with). Any version not written yet means "changed".
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 from urllib.parse import urlencode
 
-from .digest import loads
 from .settings import BulletinSettings
-from .transport import Transport
+from .transport import HttpxAdapter
 from .window import WindowPlan, version_of
-from .wordpress import check_response
 
 PROBE_PAGE = 100
 
@@ -31,7 +30,7 @@ class ProbeResult:
 
 
 def probe_endpoint(
-    transport: Transport,
+    adapter: HttpxAdapter,
     settings: BulletinSettings,
     endpoint: str,
     plan: WindowPlan,
@@ -49,10 +48,9 @@ def probe_endpoint(
         **(collection.params or {}),
     }
     url = f"{settings.base_url}{collection.path or endpoint}?{urlencode(params)}"
-    raw = transport.get(url)
-    check_response(raw)
-    records: List[dict] = [r for r in loads(raw.content) if isinstance(r, dict)]
-    total = int(raw.headers.get("X-WP-Total", len(records)) or 0)
+    response = adapter.fetch(url, {}).response
+    records: List[dict] = [r for r in json.loads(response.content) if isinstance(r, dict)]
+    total = int(response.headers.get("X-WP-Total", len(records)) or 0)
     unseen = [r for r in records if (written or {}).get(str(r.get("id"))) != version_of(r)]
     if unseen:
         newest = max(str(r.get("modified")) for r in unseen)

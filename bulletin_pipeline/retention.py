@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, List, Tuple
 
+from .envelope import REJECTED_TABLE
 from .errors import ConfigError, DestinationError
-from .source import REJECTED_TABLE
 
 _DATE_DIR = re.compile(r"^load_date=(\d{4}-\d{2}-\d{2})$")
 

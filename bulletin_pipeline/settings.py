@@ -34,7 +34,6 @@ class HttpSettings(BaseConfiguration):
 
     max_connections: int = 50
     max_keepalive_connections: int = 20
-    """Accepted for the original's config; no effect (see Transport: connections live for the run)."""
     connect_timeout: float = 10.0
     total_timeout: float = 30.0
     http2: bool = True
@@ -76,10 +75,6 @@ class BulletinSettings(BaseConfiguration):
     compression: str = "snappy"
     pipelines_dir: Optional[str] = None
     max_reread_attempts: int = 5
-    digest_workers: Optional[int] = None
-    """Processes that parse, validate and hash pages (see transport.py) on first loads, full
-    refreshes and collections of more than 5,000 records. Default: one per CPU core but one;
-    0: none, all in the extract thread. Set explicitly, they serve every run."""
     site_id: Optional[str] = None
     """Which site the stored state belongs to (default: base_url); a mismatch stops the run."""
     http: HttpSettings = dataclasses.field(default_factory=HttpSettings)
@@ -156,8 +151,6 @@ def validate(settings: BulletinSettings) -> None:
         raise ConfigError(f"overlap_seconds must be >= 0, got {settings.overlap_seconds}")
     if settings.compression not in ("none", "snappy", "gzip", "brotli", "lz4", "zstd"):
         raise ConfigError(f"compression {settings.compression!r} is not one of none, snappy, gzip, brotli, lz4, zstd")
-    if settings.digest_workers is not None and settings.digest_workers < 0:
-        raise ConfigError(f"digest_workers must be 0 or more, got {settings.digest_workers}")
     http = settings.http
     if http.max_connections < 1 or http.max_attempts < 1:
         raise ConfigError("http.max_connections and http.max_attempts must be >= 1")

@@ -48,11 +48,6 @@ class WindowPlan:
     stateful: bool  # does this run move the stored cursor?
     stored_cursor: Optional[str]
 
-    @property
-    def reads_whole_collection(self) -> bool:
-        """A first load or a full refresh: every record of the collection is listed."""
-        return self.mode in ("initial", "full_refresh")
-
     def describe(self) -> str:
         if self.mode == "snapshot":
             return "whole collection (not incremental)"
@@ -113,15 +108,11 @@ def version_of(record: Dict[str, Any]) -> Optional[str]:
 class WrittenVersions:
     """Which record versions are already written, for the overlap dedup.
 
-    Two maps: `_run` (id -> version, what this run wrote lately: re-reads inside one run never
-    write twice) and the persistent one in dlt resource state, committed with the load package,
-    which only needs the versions the next run's overlap can bring back. The persistent map is
-    pruned to `horizon_seconds` behind the newest version as it grows, so state stays small even
-    on a first load of a large site. `persistent` is None for stateless runs (backfills).
-
-    `_run` keeps the last `recent` records written (None: all). A re-read reaches back a bounded
-    number of records (`run_memory`), so older entries are never asked for again, and a first
-    load of 200,000 records does not hold 200,000 entries (~30 MB).
+    `stored` is the map in dlt resource state (id -> version), committed with the load package;
+    it only needs the versions the next run's overlap can bring back, so it is pruned to
+    `horizon_seconds` behind the newest version as it grows. `stored` is None for stateless runs
+    (backfills): they dedupe within the run only. `recent` bounds the run-local map (None: all),
+    which only re-reads within this run consult.
     """
 
     def __init__(
@@ -129,8 +120,6 @@ class WrittenVersions:
     ) -> None:
         self._horizon = horizon_seconds
         self._recent = recent
-        # an OrderedDict, not a dict: dropping a plain dict's oldest entry (`next(iter(d))`) walks
-        # over every slot freed before it, ~7 us per record once the ledger is full
         self._run: OrderedDict[int, str] = OrderedDict()
         self._stored: Dict[str, str] = {} if persistent is None else persistent.setdefault(LEDGER_KEY, {})
         self._persist = persistent is not None
@@ -140,7 +129,7 @@ class WrittenVersions:
     def is_written(self, record_id: int, version: Optional[str]) -> bool:
         if version is None:
             return False
-        return self._run.get(record_id) == version or bool(self._stored and self._stored.get(str(record_id)) == version)
+        return self._run.get(record_id) == version or self._stored.get(str(record_id)) == version
 
     def admit(self, record_id: int, version: Optional[str]) -> bool:
         """False when this version is already written; else it is noted as written."""
@@ -152,15 +141,13 @@ class WrittenVersions:
     def add(self, record_id: int, version: Optional[str]) -> None:
         if version is None:
             return
-        run = self._run
-        run[record_id] = version
-        run.move_to_end(record_id)  # a re-read record becomes the newest: oldest first
-        if self._recent is not None and len(run) > self._recent:
-            run.popitem(last=False)
+        self._run[record_id] = version
+        self._run.move_to_end(record_id)
+        if self._recent is not None and len(self._run) > self._recent:
+            self._run.popitem(last=False)
         if self._persist:
             self._stored[str(record_id)] = version
-            if version > self._newest:
-                self._newest = version
+            self._newest = max(self._newest, version)
             if len(self._stored) > self._prune_at:
                 self._prune()
 

@@ -1,8 +1,7 @@
-"""The Parquet contract of a page: exact columns, hashes, determinism, rejected records, batches.
+"""The Parquet contract of a page: exact columns, hashes, determinism, rejected records, dedup.
 
-Pages go the way they go in a run: `digest_page` (what a digest worker does) -> light rows tagged
-with their page (`DigestedPages`) -> `Envelope.wrap`, with the end-of-listing row that makes the
-envelope hand over its last batch.
+Pages reach `Envelope.wrap` as they do in a run: the records of one API page, parsed from the
+body as requests parses it (`json.loads`), after dlt's incremental.
 """
 
 import datetime as dt
@@ -10,10 +9,8 @@ import hashlib
 import json
 
 import orjson
-import pytest
 
-from bulletin_pipeline.digest import digest_page, loads
-from bulletin_pipeline.envelope import DATA_SCHEMA, END_OF_LISTING, REJECTED_SCHEMA, DigestedPages, Envelope
+from bulletin_pipeline.envelope import DATA_SCHEMA, REJECTED_SCHEMA, Envelope, serialize
 from bulletin_pipeline.schemas import Media, Page, WordPressObject, model_for
 from bulletin_pipeline.window import WrittenVersions
 
@@ -51,24 +48,14 @@ def page(record_id: int, modified: str = "2024-01-01T10:00:00", **extra):
 
 
 class PageFeeder:
-    """An Envelope for one endpoint, fed the way the pipeline feeds it."""
+    """An Envelope for one endpoint, fed pages the way the pipeline feeds it."""
 
-    def __init__(self, endpoint="pages", ledger=None, batch_rows=1000, incremental=True):
-        self.endpoint = endpoint
-        self.incremental = incremental
-        self.pages = DigestedPages()
-        self.env = Envelope(endpoint, NOW, ledger or WrittenVersions(None, 0), self.pages, batch_rows=batch_rows)
+    def __init__(self, endpoint="pages", ledger=None, incremental=True):
+        self.env = Envelope(endpoint, NOW, ledger or WrittenVersions(None, 0), incremental)
         self.stats = self.env.stats
 
-    def rows(self, records=None, body=None):
-        body = body if body is not None else json.dumps(records).encode()
-        return self.pages.tag(self.endpoint, digest_page(body, self.endpoint, self.incremental))
-
-    def wrap(self, records=None, body=None, last=True):
-        rows = self.rows(records, body)
-        if last:
-            rows.append({"id": None, END_OF_LISTING: True})
-        return self.env.wrap(rows)
+    def wrap(self, records=None, body=None):
+        return self.env.wrap(json.loads(body) if body is not None else records)
 
 
 def envelope(ledger=None):
@@ -105,9 +92,11 @@ def test_serialisation_is_deterministic_across_parses_of_the_same_json():
     assert first.column("dl_hash").to_pylist() == second.column("dl_hash").to_pylist()
 
 
-def test_big_integers_survive_parsing():
+def test_big_integers_survive_parsing_and_serialising():
     body = orjson.dumps([{"id": 1}]).replace(b"}", b',"big":12345678901234567890123}')
-    assert loads(body)[0]["big"] == 12345678901234567890123
+    data, _ = PageFeeder("categories", incremental=False).wrap(body=body)
+    assert json.loads(data.column("payload")[0].as_py())["big"] == 12345678901234567890123
+    assert serialize({"big": 2**70, "s": "é"}) == '{"big":1180591620717411303424,"s":"é"}'.encode()
 
 
 def test_invalid_records_go_to_rejected_with_the_error_and_the_rest_load():
@@ -142,39 +131,3 @@ def test_models_per_collection_and_generic_fallback():
     # a category has no `modified`: the generic object model only needs an id
     data, rejected = PageFeeder("categories", incremental=False).wrap([{"id": 5, "name": "Biology", "count": 3}])
     assert rejected is None and data.num_rows == 1
-
-
-def test_pages_are_handed_over_in_batches_and_the_last_one_at_the_end_of_the_listing():
-    feeder = PageFeeder(batch_rows=5)
-    assert feeder.wrap([page(1), page(2)], last=False) == (None, None)
-    assert feeder.env.pending == 2
-    data, _ = feeder.wrap([page(3), page(4), page(5)], last=False)
-    assert data.column("id").to_pylist() == [1, 2, 3, 4, 5]  # a full batch leaves at once
-    assert feeder.wrap([page(6)], last=False) == (None, None)
-    data, _ = feeder.wrap([], last=True)  # the end-of-listing row alone flushes the rest
-    assert data.column("id").to_pylist() == [6]
-    assert feeder.env.pending == 0 and feeder.stats.loaded == 6
-
-
-def test_rows_dropped_by_the_incremental_are_not_written_and_their_pages_are_freed():
-    feeder = PageFeeder()
-    first = feeder.rows([page(1), page(2), page(3)])
-    skipped = feeder.rows([page(4)])  # every row filtered out upstream: never reaches wrap
-    last = feeder.rows([page(5)])
-    data, _ = feeder.env.wrap([first[0], first[2]])
-    assert data is None and feeder.env.pending == 2
-    data, _ = feeder.env.wrap(last + [{"id": None, END_OF_LISTING: True}])
-    assert data.column("id").to_pylist() == [1, 3, 5]
-    assert skipped and not feeder.pages._pages["pages"]  # taking page 3 forgot page 2
-
-
-def test_a_row_without_its_page_fails_loudly_instead_of_being_dropped():
-    with pytest.raises(RuntimeError, match="without its digest"):
-        envelope().env.wrap([page(1)])
-
-
-def test_a_broken_body_is_reported_not_digested():
-    digested = digest_page(b'[{"id": 1,', "pages")
-    assert digested.table is None and "invalid JSON" in (digested.parse_error or "")
-    digested = digest_page(b'{"code": "x"}', "pages")
-    assert "not a list" in (digested.parse_error or "")

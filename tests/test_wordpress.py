@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import socket
 import time
-from typing import Dict, List
 
 import pytest
 
@@ -140,13 +139,13 @@ class TestRetries:
 
     def test_backoff_is_exponential_and_capped(self):
         from bulletin_pipeline.settings import HttpSettings
-        from bulletin_pipeline.transport import Transport
+        from bulletin_pipeline.transport import HttpxAdapter
 
-        transport = Transport(HttpSettings())
+        adapter = HttpxAdapter(HttpSettings())
         try:
-            assert [transport.backoff(n) for n in range(1, 7)] == [5, 10, 20, 40, 60, 60]
+            assert [adapter.backoff(n) for n in range(1, 7)] == [5, 10, 20, 40, 60, 60]
         finally:
-            transport.close()
+            adapter.close()
 
 
 class TestConcurrency:
@@ -286,83 +285,6 @@ def test_rereads_are_reported_in_the_summary(lake: Lake, site: Site):
     assert {e.endpoint: e.rereads for e in summary.endpoints}["pages"] >= 1
 
 
-def test_window_requests_are_prepared_exactly_as_requests_prepares_them():
-    """RESTClient prepares every window afresh; ours prepares a listing once and puts the offset in."""
-    import requests
-
-    from bulletin_pipeline.wordpress import WordPressSession
-
-    session = WordPressSession(None)  # type: ignore[arg-type] # preparing needs no transport
-    plain = requests.Session()
-    plain.trust_env = False
-    params = {
-        "orderby": "id",
-        "order": "asc",
-        "offset": 0,  # not last: the URL goes on after it
-        "modified_after": "2024-03-10T02:30:00+00:00",
-        "status": ["publish", "inherit"],
-        "search": "café & co/100%",
-        "per_page": 100,
-    }
-    hooks = {"response": [lambda response, *args, **kwargs: response]}
-    request = requests.Request("GET", "http://127.0.0.1:1/wp-json/wp/v2/media", params=params, hooks=hooks)
-    request.headers = {"Accept": "application/json"}
-    for offset in (0, 99, 198, 1234567):
-        request.params["offset"] = offset
-        ours, theirs = session.prepare_request(request), plain.prepare_request(request)
-        assert (ours.method, ours.url, dict(ours.headers), ours.body, ours.hooks) == (
-            theirs.method,
-            theirs.url,
-            dict(theirs.headers),
-            theirs.body,
-            theirs.hooks,
-        )
-    assert len(session._prepared) == 1, "one preparation for the whole listing"
-    request.params["search"] = "other"
-    assert "search=other" in str(session.prepare_request(request).url)
-    assert len(session._prepared) == 2, "any other change is prepared afresh"
-    request.auth = ("user", "secret")
-    prepared = session.prepare_request(request)
-    assert prepared.headers["Authorization"] == plain.prepare_request(request).headers["Authorization"]
-    assert len(session._prepared) == 2, "requests with credentials always go through requests"
-
-
-def test_a_first_load_asks_for_its_first_windows_at_once_then_reads_only_what_it_needs(lake: Lake, site: Site):
-    """First loads and full refreshes read whole collections: the windows after the first are asked
-    for with it (not a round trip later); those past the end of a small collection are dropped."""
-    from bulletin_pipeline.source import SPECULATIVE_WINDOWS
-    from bulletin_pipeline.wordpress import WINDOW_OVERLAP
-
-    arrivals: Dict[int, float] = {}
-
-    def note_arrival(collection, params):
-        if collection == "pages":
-            arrivals.setdefault(int(params.get("offset", 0)), time.monotonic())
-
-    def offsets() -> List[int]:
-        return [int(r.params["offset"]) for r in lake.server.request_log if r.path.endswith("/pages")]
-
-    published = len(site.published_versions("pages"))
-    per_page = 20
-    lake.server.latency = 0.5
-    lake.server.before_request = note_arrival
-    lake.run(endpoints=["pages"], per_page=per_page)
-    first = offsets()
-    step = per_page - WINDOW_OVERLAP
-    needed = list(range(0, published, step))
-    assert set(needed) <= set(first) and len(first) == len(set(first)), "each window read once"
-    assert arrivals[step] - arrivals[0] < 0.25, "the second window waited for the answer to the first"
-    past_the_end = [o for o in first if o >= published]
-    assert len(past_the_end) == max(0, SPECULATIVE_WINDOWS + 1 - len(needed))
-    assert_lake_has(lake, site, "pages")
-
-    lake.server.latency = 0
-    lake.server.reset_stats()
-    site.edit("pages", sorted(site.published_versions("pages"))[3], at=LATER)
-    lake.run(endpoints=["pages"], per_page=per_page)
-    assert offsets() == [0], "an incremental run asks only for what it reads"
-
-
 def test_a_hidden_record_where_two_windows_meet_costs_no_reread(lake: Lake, site: Site):
     """WordPress counts media attached to unpublished pages, then leaves them out of the answer. When
     the record two windows share is such an item, one shared record proves nothing and the window
@@ -383,89 +305,3 @@ def test_a_hidden_record_where_two_windows_meet_costs_no_reread(lake: Lake, site
     summary = lake.run(endpoints=["media"], per_page=per_page)
     assert {e.endpoint: e.rereads for e in summary.endpoints}["media"] == 0
     assert_lake_has(lake, site, "media")
-
-
-def hold_dlt_setup_until(event, monkeypatch) -> List[bool]:
-    """Make dlt's pipeline (the start of dlt's setup) only once `event` is set, waiting at most
-    10 s; the list returned gets True if it was set in time, False if not."""
-    from bulletin_pipeline import pipeline as pipeline_module
-
-    seen: List[bool] = []
-    make_pipeline_of_dlt = pipeline_module.make_pipeline
-
-    def make_pipeline_once_set(*args, **kwargs):
-        seen.append(event.wait(timeout=10))
-        return make_pipeline_of_dlt(*args, **kwargs)
-
-    monkeypatch.setattr(pipeline_module, "make_pipeline", make_pipeline_once_set)
-    return seen
-
-
-def test_a_full_refresh_asks_for_its_first_windows_while_dlt_sets_up(lake: Lake, site: Site, monkeypatch):
-    """A full refresh needs no state to know its first URLs: they are asked for before dlt builds
-    the pipeline, and RESTClient's paginator then takes those answers instead of asking again."""
-    import threading
-
-    lake.run(endpoints=["pages", "media"])  # a lake with a cursor: a full refresh is not a first load
-    first_request = threading.Event()
-    lake.server.before_request = lambda collection, params: first_request.set()
-    lake.server.reset_stats()
-    seen_before_setup = hold_dlt_setup_until(first_request, monkeypatch)
-    summary = lake.run(endpoints=["pages", "media"], full_refresh=True)
-    assert seen_before_setup == [True], "no request reached the site before dlt's setup"
-    urls = [(r.path, tuple(sorted(r.params.items()))) for r in lake.server.request_log]
-    assert len(urls) == len(set(urls)), "a window asked for early was asked for again"
-    assert summary.requests == len(urls)
-    assert_lake_has(lake, site, "pages")
-    assert_lake_has(lake, site, "media")
-
-
-def test_windows_asked_for_early_that_no_listing_takes_are_dropped(server):
-    from bulletin_pipeline.settings import HttpSettings
-    from bulletin_pipeline.transport import Transport
-    from bulletin_pipeline.wordpress import WordPressSession
-
-    transport = Transport(HttpSettings())
-    try:
-        session = WordPressSession(transport)
-        stray = server.base_url + "pages?per_page=5&offset=5"
-        transport.prefetch([stray])
-        session.requested_early([stray])
-        session.expect_listings(1)
-        assert stray in transport._pending
-        session.listing_ended()
-        assert stray not in transport._pending
-    finally:
-        transport.close()
-
-
-def test_a_full_refresh_asks_for_the_windows_after_the_first_ones_as_soon_as_the_total_is_known(
-    lake: Lake, site: Site, monkeypatch
-):
-    """The first early answer tells X-WP-Total: the windows after the speculative ones are asked
-    for then, still during dlt's setup, and only those the collection has."""
-    import threading
-
-    from bulletin_pipeline.source import SPECULATIVE_WINDOWS
-    from bulletin_pipeline.wordpress import WINDOW_OVERLAP
-
-    per_page = 10
-    step = per_page - WINDOW_OVERLAP
-    total = len(site.records("pages"))  # X-WP-Total counts what a visitor cannot see, too
-    assert total > (SPECULATIVE_WINDOWS + 2) * step, "the site is too small for this test"
-    lake.run(endpoints=["pages"], per_page=per_page)
-    beyond_the_first_ones = threading.Event()
-
-    def note(collection, params):
-        if int(params.get("offset", 0)) > SPECULATIVE_WINDOWS * step:
-            beyond_the_first_ones.set()
-
-    lake.server.before_request = note
-    lake.server.reset_stats()
-    seen_before_setup = hold_dlt_setup_until(beyond_the_first_ones, monkeypatch)
-    summary = lake.run(endpoints=["pages"], per_page=per_page, full_refresh=True)
-    assert seen_before_setup == [True], "the windows after the first ones waited for dlt's setup"
-    offsets = [int(r.params["offset"]) for r in lake.server.request_log if r.path.endswith("/pages")]
-    assert len(offsets) == len(set(offsets)) == summary.requests, "a window was asked for twice"
-    assert max(offsets) < total, "a window past the end of the collection was asked for"
-    assert_lake_has(lake, site, "pages")
