@@ -20,7 +20,7 @@ _EXPORTS = {
 
 
 def __getattr__(name: str) -> Any:
-    # lazy: `python -m bulletin_pipeline.simulator` must not pay for importing dlt
+    # lazy: `import bulletin_pipeline.demo` (the demo site) must not pay for importing dlt
     if name in _EXPORTS:
         import importlib
 

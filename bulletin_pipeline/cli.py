@@ -194,6 +194,33 @@ def cleanup_main(argv: Sequence[str], out: Console) -> int:
     return 0
 
 
+def run_demo(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """`--demo`: the main job against the bundled demo site (demo.py) on loopback, to local disk.
+
+    Its state is marked as the demo site: a later run against a real site refuses to reuse the
+    demo's cursor (see `pipeline.check_site`).
+    """
+    from .demo import DEMO_SITE_ID, DemoServer
+
+    with DemoServer() as server:
+        err.print(f"demo: {server.describe()} at {server.base_url}", soft_wrap=True)
+        settings = settings_from_args(args, base_url=server.base_url, site_id=DEMO_SITE_ID)
+        with ProgressView(err) as progress:
+            summary = run_pipeline(settings, progress=progress)
+    render_summary(summary, out)
+    pipelines_dir = f" --pipelines-dir {settings.pipelines_dir}" if settings.pipelines_dir else ""
+    out.print(
+        "\nNext:\n"
+        f"  uv run dlt pipeline{pipelines_dir} bulletin_pipeline info      # state, cursors, last load\n"
+        f"  uv run dlt pipeline{pipelines_dir} bulletin_pipeline trace     # steps, timings, rows per table\n"
+        f'  uv run python -c "import duckdb; print(duckdb.sql(\\"select count(*) from read_parquet('
+        f"'{summary.dataset_path}/pages/**/*.parquet', hive_partitioning=true)\\\"))\"",
+        soft_wrap=True,
+        highlight=False,
+    )
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "cleanup":
@@ -208,8 +235,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     def run() -> int:
         if args.demo:
-            from .demo import run_demo
-
             return run_demo(args, out, err)
         settings = settings_from_args(args)
         with ProgressView(err) as progress:

@@ -29,7 +29,6 @@ from .window import LEDGER_KEY, WindowPlan, plan_window
 from .wordpress import OverlappingWindowPaginator, ProgressCallback
 
 PIPELINE_NAME = "bulletin_pipeline"
-DEMO_SITE_ID = "demo: bundled WordPress simulator"
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The `--demo` site (`bulletin_pipeline.demo_site`) answers like WordPress for what the pipeline
+"""The `--demo` site (`bulletin_pipeline.demo`) answers like WordPress for what the pipeline
 uses, over real HTTP, and ships without dev dependencies."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterator, List
 import httpx
 import pytest
 
-from bulletin_pipeline.demo_site import DemoServer, DemoSite
+from bulletin_pipeline.demo import DemoServer, DemoSite
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # WordPress 6.1's keys, in its order, for an anonymous `view` of a page and of an attachment.
@@ -167,15 +167,15 @@ def test_the_site_is_the_same_every_run() -> None:
 
 def test_the_demo_site_needs_no_dev_dependency() -> None:
     """`--demo` must run from `uv sync --no-dev`: the server uses the standard library only, and
-    `bulletin_pipeline.demo` nothing from the dev group or tests/."""
+    the CLI that runs it nothing from the dev group or tests/."""
     groups = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]["dev"]
     dev = sorted({g.split("[")[0].split(">")[0].split("=")[0].strip().replace("-", "_") for g in groups} | {"tests"})
     probe = (
-        "import sys, sysconfig; before = set(sys.modules); import bulletin_pipeline.demo_site\n"
+        "import sys, sysconfig; before = set(sys.modules); import bulletin_pipeline.demo\n"
         "installed = tuple({sysconfig.get_path('purelib'), sysconfig.get_path('platlib')})\n"
         "print(sorted(m for m in set(sys.modules) - before if (getattr(sys.modules[m], '__file__', None) or '')"
         ".startswith(installed)))\n"
-        f"import bulletin_pipeline.demo; print(sorted(m for m in sys.modules if m.split('.')[0] in {dev!r}))"
+        f"import bulletin_pipeline.cli; print(sorted(m for m in sys.modules if m.split('.')[0] in {dev!r}))"
     )
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -393,7 +393,7 @@ def _seed(
 
     # Ids follow creation order (like auto-increment), with gaps where revisions took ids.
     plans.sort(key=lambda p: (p.date_gmt, p.collection != "pages"))
-    next_id = site._next_id
+    next_id = site.next_id
     for p in plans:
         p.id = next_id
         next_id += 1 + (rng.randint(1, 3) if rng.random() < 0.25 else 0)

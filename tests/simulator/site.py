@@ -95,6 +95,12 @@ class Site:
             self.add_collection(spec)
 
     # -- clock ------------------------------------------------------------------------------
+
+    @property
+    def next_id(self) -> int:
+        """The id the next created record gets (ids follow creation order, like auto-increment)."""
+        return self._next_id
+
     def now(self) -> datetime:
         """The site's current time (aware UTC, whole seconds)."""
         return to_utc(self._clock())
