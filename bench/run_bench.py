@@ -339,7 +339,8 @@ def details(runs: Dict[str, ChildRun]) -> List[str]:
     lines = [
         "",
         "Details (wall s = the loader's timed section, imports excluded; process s = interpreter start to exit; "
-        "the simulator's counters for each loader alone):",
+        "requests, peak in flight, HTTP versions: the simulator's counters for each loader alone; "
+        "other processes' CPU includes an external site's server when it runs on this machine):",
         "",
         "| loader | process s | import s | loader CPU s | simulator CPU s | other processes' CPU s | steal s "
         "| requests | peak in flight | HTTP versions |",
@@ -348,9 +349,10 @@ def details(runs: Dict[str, ChildRun]) -> List[str]:
     for name, r in runs.items():
         srv = r.server
         versions = ", ".join(f"HTTP/{k}: {v}" for k, v in srv.get("http_versions", {}).items()) or "—"
+        sim_cpu = f"{r.server_cpu_s:.2f}" if srv else "—"
         lines.append(
             f"| {LOADER_TITLES[name]} | {r.wall_s:.2f} | {r.result.get('import_s', float('nan')):.2f} | {r.cpu_s:.2f} "
-            f"| {r.server_cpu_s:.2f} | {r.others_cpu_s:.2f} | {r.steal_s:.2f} | {srv.get('requests', '—')} "
+            f"| {sim_cpu} | {r.others_cpu_s:.2f} | {r.steal_s:.2f} | {srv.get('requests', '—')} "
             f"| {srv.get('peak_in_flight', '—')} | {versions} |"
         )
     return lines
