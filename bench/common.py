@@ -1,17 +1,21 @@
 """Harness plumbing shared by `run_bench.py` and `memory.py`.
 
 * `Simulator`: the WordPress simulator in its own process (started once, reused by every loader:
-  it only serves GETs, so there is no state to reset between loaders).
+  it only serves GETs, so there is no state to reset between loaders); `stats()` reads its
+  counters (requests, peak in flight, statuses) from its `/__stats` route.
 * `ground_truth`: walks every endpoint once (page=1..N, concurrently) and keeps the set of ids
   served - what every loader must write, no more, no less.
 * `run_child`: one loader in its own process; wall time, peak RSS (the kernel's high-water mark
   VmHWM the loader reads from /proc/self/status as it exits, and a 50 ms psutil poll of its whole
   process tree; the larger wins), CPU time, and the CPU the simulator and every other process
-  used meanwhile (they share the machine's cores). `wait4`'s `ru_maxrss` is recorded but not
-  used: with vfork/posix_spawn it keeps the harness's own RSS from before the exec.
+  used meanwhile (they share the machine's cores), and the simulator's counters for that loader
+  alone. `wait4`'s `ru_maxrss` is recorded but not used: with vfork/posix_spawn it keeps the
+  harness's own RSS from before the exec.
 * `verify_tables`: reads every Parquet file a loader wrote back and checks the contract: the four
   columns and their types, one row per served id (none missing, none twice, none unknown),
-  `dl_hash == sha256(payload)` and `payload`'s `id == id` on every row.
+  `dl_hash == sha256(payload)` and `payload`'s `id == id` on every row. A loader names the
+  folder it wrote (`lake`); an endpoint's table is every Parquet file under a folder named after
+  it there, so the check does not depend on how a loader lays out its lake.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Set
 
@@ -39,16 +44,16 @@ ROOT = os.path.dirname(BENCH_DIR)
 RESULT_PREFIX = "BENCH_RESULT "
 
 LOADER_MODULES = {
-    "floor": "bench.loaders.cpu_floor",
+    "httpx": "bench.loaders.httpx_fetch",
     "original": "bench.loaders.original_design",
     "pipeline": "bench.loaders.pipeline",
     "stock": "bench.loaders.stock_rest_api",
 }
 LOADER_TITLES = {
+    "httpx": "plain httpx (list pages, bodies only)",
     "pipeline": "this pipeline",
     "stock": "dlt stock `rest_api`",
     "original": "original design (re-impl.)",
-    "floor": "CPU floor (1 core, no network)",
 }
 
 
@@ -106,9 +111,9 @@ class Simulator:
         pages: int,
         media: int,
         body_kb: float,
-        latency: float,
-        tls: bool = False,
-        max_concurrency: Optional[int] = None,
+        latency: float = 0.0,
+        workers: Optional[int] = None,
+        service_time: float = 0.0,
         log_path: Optional[str] = None,
     ) -> None:
         self.cmd = [
@@ -116,14 +121,11 @@ class Simulator:
             "--pages", str(pages), "--media", str(media), "--body-kb", str(body_kb),
             "--latency", str(latency), "--host", "127.0.0.1", "--port", "0",
         ]  # fmt: skip
-        if tls:
-            self.cmd.append("--tls")
-        if max_concurrency:
-            self.cmd += ["--max-concurrency", str(max_concurrency)]
+        if workers:
+            self.cmd += ["--workers", str(workers), "--service-time", str(service_time)]
         self.log_path = log_path
         self.proc: Optional[subprocess.Popen[str]] = None
         self.base_url = ""
-        self.ca_cert: Optional[str] = None
         self.seed_seconds = 0.0
 
     def start(self, timeout: float = 600.0) -> Simulator:
@@ -140,9 +142,7 @@ class Simulator:
                 raise RuntimeError(
                     f"simulator exited with {self.proc.wait()} before it was ready (log: {self.log_path})"
                 )
-            if line.startswith("CA_CERT="):
-                self.ca_cert = line.split("=", 1)[1].strip()
-            elif line.startswith("BASE_URL="):
+            if line.startswith("BASE_URL="):
                 self.base_url = line.split("=", 1)[1].strip()
                 self.seed_seconds = time.perf_counter() - started
                 return self
@@ -160,6 +160,12 @@ class Simulator:
             return float(t.user + t.system)
         except psutil.Error:
             return 0.0
+
+    def stats(self, reset: bool = False) -> Dict[str, Any]:
+        """The simulator's counters since the last reset (`/__stats`); `reset` zeroes them after."""
+        origin = self.base_url.split("/wp-json/", 1)[0]
+        with urllib.request.urlopen(f"{origin}/__stats{'?reset=1' if reset else ''}", timeout=30) as r:
+            return dict(json.loads(r.read()))
 
     def rss_mb(self) -> float:
         try:
@@ -195,19 +201,15 @@ class EndpointTruth:
 
 
 def ground_truth(
-    base_url: str, endpoints: List[str], ca: Optional[str], per_page: int = 100
+    base_url: str, endpoints: List[str], connections: int = 10, per_page: int = 100
 ) -> Dict[str, EndpointTruth]:
-    import ssl
-
     import httpx
-
-    verify: Any = ssl.create_default_context(cafile=ca) if ca else True
 
     async def walk() -> Dict[str, EndpointTruth]:
         out: Dict[str, EndpointTruth] = {}
         # few connections: httpcore's pool costs O(queued requests x connections) per event
-        limits = httpx.Limits(max_connections=10, max_keepalive_connections=10)
-        async with httpx.AsyncClient(limits=limits, timeout=120.0, verify=verify) as client:
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        async with httpx.AsyncClient(limits=limits, timeout=600.0) as client:
 
             async def page(url: str, truth: EndpointTruth, n: int) -> None:
                 params: Dict[str, Any] = {"per_page": per_page, "orderby": "id", "order": "asc", "page": n}
@@ -243,6 +245,7 @@ class ChildRun:
     server_cpu_s: float
     others_cpu_s: float = 0.0  # CPU used meanwhile by every other process on the machine
     steal_s: float = 0.0  # CPU time the hypervisor took away (VMs)
+    server: Dict[str, Any] = field(default_factory=dict)  # the simulator's counters for this loader alone
     result: Dict[str, Any] = field(default_factory=dict)
     out_dir: str = ""
     stderr_tail: str = ""
@@ -297,6 +300,8 @@ def run_child(
     stdout_path = os.path.join(out_dir, "stdout.txt")
     stderr_path = os.path.join(out_dir, "stderr.txt")
     cmd = [sys.executable, "-m", LOADER_MODULES[name], *args, "--out", out_dir]
+    if server:
+        server.stats(reset=True)
     server_cpu0 = server.cpu_seconds() if server else 0.0
     machine0 = psutil.cpu_times()
     with open(stdout_path, "w") as out, open(stderr_path, "w") as err:
@@ -323,6 +328,7 @@ def run_child(
         poller.join()
         proc.returncode = os.waitstatus_to_exitcode(status)
     server_cpu = (server.cpu_seconds() - server_cpu0) if server else 0.0
+    server_stats = server.stats() if server else {}
     machine1 = psutil.cpu_times()
     busy = _busy(machine1) - _busy(machine0)
     steal = getattr(machine1, "steal", 0.0) - getattr(machine0, "steal", 0.0)
@@ -351,6 +357,7 @@ def run_child(
         server_cpu_s=server_cpu,
         others_cpu_s=max(0.0, busy - own_cpu - server_cpu),
         steal_s=steal,
+        server=server_stats,
         result=result,
         out_dir=out_dir,
         stderr_tail=tail,
@@ -408,11 +415,20 @@ def _type_issues(schema: Any) -> List[str]:
     return issues
 
 
-def verify_table(path: str, expected: Set[int]) -> TableCheck:
+def table_files(lake: str, endpoint: str) -> List[str]:
+    """Every Parquet file under a folder named `endpoint` (the outermost ones) in `lake`."""
+    files: List[str] = []
+    for folder, subfolders, _ in os.walk(lake):
+        if os.path.basename(folder) == endpoint:
+            files += glob.glob(os.path.join(folder, "**", "*.parquet"), recursive=True)
+            subfolders.clear()
+    return sorted(files)
+
+
+def verify_table(files: List[str], expected: Set[int]) -> TableCheck:
     import pyarrow.parquet as pq
 
     check = TableCheck()
-    files = sorted(glob.glob(os.path.join(path, "**", "*.parquet"), recursive=True))
     check.files = len(files)
     seen: Set[int] = set()
     for f in files:
@@ -455,13 +471,25 @@ def verify_table(path: str, expected: Set[int]) -> TableCheck:
 
 
 def verify_tables(run: ChildRun, truth: Dict[str, EndpointTruth]) -> Dict[str, TableCheck]:
-    tables = run.result.get("tables", {})
-    out = {}
+    lake = os.path.join(run.out_dir, run.result.get("lake", "__missing__"))
+    return {endpoint: verify_table(table_files(lake, endpoint), t.ids) for endpoint, t in truth.items()}
+
+
+def verify_ids(run: ChildRun, truth: Dict[str, EndpointTruth]) -> str:
+    """For a loader that writes no lake (plain httpx): the ids it fetched, from its `ids.json`."""
+    try:
+        with open(os.path.join(run.out_dir, "ids.json")) as fh:
+            fetched = json.load(fh)
+    except (OSError, ValueError):
+        return "no ids.json"
+    problems = []
     for endpoint, t in truth.items():
-        rel = tables.get(endpoint)
-        path = os.path.join(run.out_dir, rel) if rel else os.path.join(run.out_dir, "__missing__")
-        out[endpoint] = verify_table(path, t.ids)
-    return out
+        got = fetched.get(endpoint, [])
+        missing, unknown, twice = len(t.ids - set(got)), len(set(got) - t.ids), len(got) - len(set(got))
+        parts = [f"{n} {label}" for label, n in (("missing", missing), ("unknown", unknown), ("twice", twice)) if n]
+        if parts:
+            problems.append(f"{endpoint}: " + ", ".join(parts))
+    return "; ".join(problems) if problems else "ok"
 
 
 def describe_checks(checks: Dict[str, TableCheck]) -> str:
@@ -520,7 +548,7 @@ def machine_info() -> Dict[str, Any]:
     from importlib import metadata
 
     versions = {}
-    for dist in ("dlt", "httpx", "h2", "pyarrow", "polars", "pydantic", "orjson", "msgspec", "hypercorn"):
+    for dist in ("dlt", "httpx", "pyarrow", "polars", "pydantic", "orjson", "hypercorn"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -18,24 +18,13 @@ def parse_args(description: str, argv: Optional[List[str]] = None) -> argparse.N
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--base-url", required=True, help="REST base, e.g. http://127.0.0.1:PORT/wp-json/wp/v2/")
     p.add_argument("--out", required=True, help="folder this loader writes into (created, must be fresh)")
-    p.add_argument("--ca", default=None, help="CA bundle to verify the simulator's TLS certificate")
     p.add_argument("--endpoints", default="pages,media")
     p.add_argument("--connections", type=int, default=50, help="client connection limit (original: 50)")
-    p.add_argument("--latency", type=float, default=0.05, help="server latency, for the network bound only")
     p.add_argument("--per-page", type=int, default=100)
     args = p.parse_args(argv)
     args.endpoints = [e for e in args.endpoints.split(",") if e]
     os.makedirs(args.out, exist_ok=True)
     return args
-
-
-def ssl_verify(ca: Optional[str]) -> Any:
-    """What httpx wants for `verify`: an SSLContext on the simulator's CA, or the default."""
-    if not ca:
-        return True
-    import ssl
-
-    return ssl.create_default_context(cafile=ca)
 
 
 def peak_rss_mb() -> Optional[float]:
@@ -56,8 +45,3 @@ def emit(result: Dict[str, Any]) -> None:
     result.setdefault("vm_hwm_mb", peak_rss_mb())
     sys.stdout.flush()
     print(RESULT_PREFIX + json.dumps(result, default=str), flush=True)
-
-
-def rel(path: str, out: str) -> str:
-    """`path` relative to the loader's own `--out` folder (results never carry machine paths)."""
-    return os.path.relpath(path, out)

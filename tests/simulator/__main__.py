@@ -3,6 +3,11 @@
 Prints ``BASE_URL=...`` (and ``CA_CERT=...`` with ``--tls``) on stdout, flushed, once the port
 is listening, then serves until SIGTERM/SIGINT. A separate process keeps the server's CPU work
 off the client's interpreter, which is what the benchmark needs.
+
+``--workers 4 --service-time 0.4`` serves like a PHP site with 4 workers taking 0.4 s a request
+(the rest queue, never rejected). ``GET /__stats`` answers the server's counters as JSON (peak
+requests in flight, queued included; statuses sent; ``?reset=1`` zeroes them): the benchmark
+reads them around each loader.
 """
 
 from __future__ import annotations
@@ -31,7 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
     p.add_argument("--tls", action="store_true", help="HTTPS with HTTP/2 + HTTP/1.1 (trustme CA)")
-    p.add_argument("--max-concurrency", type=int, default=None)
+    p.add_argument("--max-concurrency", type=int, default=None, help="at most N requests in the app at once")
+    p.add_argument("--workers", type=int, default=None, help="at most N requests in service at once; others queue")
+    p.add_argument("--service-time", type=float, default=0.0, help="seconds a request holds a worker")
     p.add_argument("--shuffle-ties", action="store_true")
     p.add_argument("--no-warm", action="store_true", help="do not pre-serialise every record")
     return p.parse_args(argv)
@@ -66,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         latency=args.latency,
         tls=args.tls,
         max_concurrency=args.max_concurrency,
+        workers=args.workers,
+        service_time=args.service_time,
         shuffle_ties=args.shuffle_ties,
+        stats_path="/__stats",
     )
 
     def ready() -> None:

@@ -4,17 +4,34 @@ No web framework on purpose: the app is a few routes, and owning the bytes lets 
 exactly WordPress's headers (``X-WP-Total``, ``Link``) and bodies (PHP-style JSON) and assemble
 list responses by joining cached record bytes, which is what makes it fast enough for the
 benchmark (hundreds of ~0.5-1.5 MB responses under 50 concurrent clients).
+
+Three ways to slow it down, combinable:
+
+* ``latency``: seconds added to every request, holding nothing (the network; any number of
+  requests wait it out at once).
+* ``max_concurrency``: at most N requests inside the app at once, latency and sending included;
+  the rest wait their turn (never rejected).
+* ``workers`` + ``service_time``: the capacity profile of a PHP site (PHP-FPM or
+  ``php -S`` with ``PHP_CLI_SERVER_WORKERS``): at most ``workers`` requests in service at once,
+  each holding its worker for ``service_time`` seconds plus the time to build its answer; the
+  rest queue in arrival order, never rejected; the answer is sent after the worker is free
+  (a web server buffers it, as nginx does for PHP-FPM).
+
+``stats_path`` (e.g. ``/__stats``, outside ``/wp-json``) answers the server's counters as JSON
+(``?reset=1`` zeroes them after answering); only the benchmark asks for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import random
 import re
 import socket
 import struct
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from datetime import datetime
 from http import HTTPStatus
 from typing import Any
@@ -66,18 +83,25 @@ class SimulatorApp:
         *,
         latency: float = 0.0,
         max_concurrency: int | None = None,
+        workers: int | None = None,
+        service_time: float = 0.0,
         shuffle_ties: bool = False,
         origin: str = "http://127.0.0.1",
+        stats_path: str | None = None,
     ) -> None:
         self.site = site
         self.controls = controls or Controls()
         self.latency = latency
         self.max_concurrency = max_concurrency
+        self.workers = workers
+        self.service_time = service_time
         self.shuffle_ties = shuffle_ties
         self.origin = origin
+        self.stats_path = stats_path
         self.on_startup: Callable[[], None] | None = None
         self._rng = random.Random()
         self._semaphore: asyncio.Semaphore | None = None
+        self._workers: asyncio.Semaphore | None = None
 
     # -- ASGI entry ------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -88,6 +112,9 @@ class SimulatorApp:
             return
         path: str = scope["path"]
         params = parse_query_string(scope["query_string"].decode("latin-1"))
+        if self.stats_path is not None and path == self.stats_path:
+            await self._stats(send, reset=params.get("reset") == "1")
+            return
         controls = self.controls
         controls.begin(path, scope.get("http_version", "1.1"))
         noted: list[int] = []
@@ -131,38 +158,93 @@ class SimulatorApp:
         note: Callable[[int], None],
     ) -> int:
         """Answer one request; returns the number of body bytes sent."""
+        async with self._in_service():
+            answer = await self._answer(scope, receive, send, path, params, note)
+        if isinstance(answer, int):  # a fault answered (or reset) already
+            return answer
+        status, headers, body = answer
+        return await _respond(send, status, headers, body, note)
+
+    @contextlib.asynccontextmanager
+    async def _in_service(self) -> AsyncIterator[None]:
+        """Wait out ``latency``; with ``workers``, wait in line for one and hold it for
+        ``service_time`` and the answer. "In service" (``peak_active``) is what holds a slot."""
+        workers = None
+        if self.workers:
+            if self._workers is None:
+                self._workers = asyncio.Semaphore(self.workers)
+            workers = self._workers
+            if self.latency:  # the network: holds no worker
+                await asyncio.sleep(self.latency)
+            await workers.acquire()  # asyncio's semaphore serves waiters first come, first served
         self.controls.activate(1)
         try:
-            if self.latency:
+            if self.latency and workers is None:  # inside a max_concurrency slot, if any
                 await asyncio.sleep(self.latency)
-            route = self._route(path, params)
-            kind, collection = route[0], route[1]
-            if kind == "list" and scope["method"] in ("GET", "HEAD"):
-                hook = self.controls.before_request
-                if hook is not None:
-                    try:
-                        hook(collection or "", _loggable(params))
-                    except Exception as exc:  # surfaced to the test via hook_errors
-                        log.exception("before_request hook failed")
-                        self.controls.hook_errors.append(exc)
-                        body = R.dumps(
-                            {
-                                "code": "internal_server_error",
-                                "message": _CRITICAL,
-                                "data": {"status": 500},
-                                "additional_errors": [],
-                            }
-                        )
-                        return await _respond(send, 500, self._rest_headers(), body, note)
-            fault = self.controls.take_fault(collection)
-            if fault is not None:
-                answered = await self._fault(fault, scope, receive, send, note)
-                if answered is not None:
-                    return answered
-            status, headers, body = self._handle(scope["method"], route, params)
-            return await _respond(send, status, headers, body, note)
+            if self.service_time:
+                await asyncio.sleep(self.service_time)
+            yield
         finally:
             self.controls.activate(-1)
+            if workers is not None:
+                workers.release()
+
+    async def _answer(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        path: str,
+        params: Params,
+        note: Callable[[int], None],
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes] | int:
+        """The response to send, or the bytes a fault already sent."""
+        route = self._route(path, params)
+        kind, collection = route[0], route[1]
+        if kind == "list" and scope["method"] in ("GET", "HEAD"):
+            hook = self.controls.before_request
+            if hook is not None:
+                try:
+                    hook(collection or "", _loggable(params))
+                except Exception as exc:  # surfaced to the test via hook_errors
+                    log.exception("before_request hook failed")
+                    self.controls.hook_errors.append(exc)
+                    body = R.dumps(
+                        {
+                            "code": "internal_server_error",
+                            "message": _CRITICAL,
+                            "data": {"status": 500},
+                            "additional_errors": [],
+                        }
+                    )
+                    return 500, self._rest_headers(), body
+        fault = self.controls.take_fault(collection)
+        if fault is not None:
+            answered = await self._fault(fault, scope, receive, send, note)
+            if answered is not None:
+                return answered
+        return self._handle(scope["method"], route, params)
+
+    async def _stats(self, send: Send, reset: bool) -> None:
+        """The counters the benchmark reads: requests, peak in flight (queued included), statuses."""
+        s = self.controls.stats()
+        body = json.dumps(
+            {
+                "requests": s.requests,
+                "peak_in_flight": s.peak_concurrency,
+                "peak_in_service": s.peak_active,
+                "in_flight": s.in_flight,
+                "statuses": {str(k): v for k, v in sorted(s.statuses.items())},
+                "rejected": s.statuses[429] + s.statuses[503],
+                "http_versions": dict(s.http_versions),
+                "bytes_sent": s.bytes_sent,
+            }
+        ).encode()
+        if reset:
+            self.controls.reset_stats()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     # -- routing ---------------------------------------------------------------------------------
     def _route(self, path: str, params: Params) -> tuple[str, str | None, int | None]:

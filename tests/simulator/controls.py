@@ -42,9 +42,10 @@ class ServerStats:
     statuses: Counter[int] = field(default_factory=Counter)
     # ASGI's spelling: "1.1", "2".
     http_versions: Counter[str] = field(default_factory=Counter)
-    # Most requests in flight at once, counting those queued for a ``max_concurrency`` slot.
+    # Most requests in flight at once (received, not yet answered), counting those queued for a
+    # ``max_concurrency`` slot or a worker.
     peak_concurrency: int = 0
-    # Most requests being processed at once (never above ``max_concurrency``).
+    # Most requests in service at once (never above ``max_concurrency`` or ``workers``).
     peak_active: int = 0
     in_flight: int = 0
     active: int = 0
@@ -139,5 +140,7 @@ class Controls:
     def reset_stats(self) -> None:
         with self._lock:
             in_flight, active = self._stats.in_flight, self._stats.active
-            self._stats = ServerStats(in_flight=in_flight, active=active)
+            self._stats = ServerStats(
+                in_flight=in_flight, active=active, peak_concurrency=in_flight, peak_active=active
+            )
             self._log.clear()

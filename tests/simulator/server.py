@@ -38,6 +38,7 @@ class SimulatorServer:
     """A WordPress REST API for ``site`` on ``host:port`` (0 = any free port).
 
     Use as ``with SimulatorServer(site) as srv: httpx.get(srv.base_url + "pages")``.
+    ``latency``, ``max_concurrency``, ``workers`` and ``service_time``: see ``app.py``.
     """
 
     def __init__(
@@ -49,6 +50,9 @@ class SimulatorServer:
         tls: bool = False,
         max_concurrency: int | None = None,
         shuffle_ties: bool = False,
+        workers: int | None = None,
+        service_time: float = 0.0,
+        stats_path: str | None = None,
     ) -> None:
         self.site = site
         self.host = host
@@ -59,7 +63,10 @@ class SimulatorServer:
             self.controls,
             latency=latency,
             max_concurrency=max_concurrency,
+            workers=workers,
+            service_time=service_time,
             shuffle_ties=shuffle_ties,
+            stats_path=stats_path,
         )
         self._requested_port = port
         self.port: int | None = None

@@ -402,6 +402,34 @@ def test_latency_and_max_concurrency() -> None:
         assert elapsed >= 0.6 - 0.05  # 6 requests, 2 at a time, 0.2 s each
 
 
+def test_workers_queue_requests_and_never_reject_them() -> None:
+    """The capacity profile: 2 PHP workers of 0.2 s; 6 requests at once all get 200, 2 at a time."""
+    with SimulatorServer(Site(), workers=2, service_time=0.2, stats_path="/__stats") as srv:
+        statuses: list[int] = []
+        start = threading.Barrier(6)
+
+        def fetch() -> None:
+            start.wait()
+            statuses.append(httpx.get(srv.base_url + "pages", timeout=10).status_code)
+
+        started = time.perf_counter()
+        threads = [threading.Thread(target=fetch) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - started
+        assert statuses == [200] * 6
+        assert elapsed >= 0.6 - 0.05  # three rounds of two
+        assert srv.stats.peak_concurrency == 6 and srv.stats.peak_active == 2
+        # what the benchmark reads: the route is outside /wp-json and not counted itself
+        counters = httpx.get(srv.origin + "/__stats", params={"reset": "1"}).json()
+        assert counters["peak_in_flight"] == 6 and counters["peak_in_service"] == 2
+        assert counters["requests"] == 6 and counters["statuses"] == {"200": 6} and counters["rejected"] == 0
+        after = httpx.get(srv.origin + "/__stats").json()
+        assert after["requests"] == 0 and after["peak_in_flight"] == 0
+
+
 def test_http2_over_tls_is_negotiated(small: tuple[Site, SimulatorServer]) -> None:
     site, _ = small
     site.create("pages", title="secure")
