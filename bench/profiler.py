@@ -64,7 +64,7 @@ class StackSampler:
     def _run(self) -> None:
         me = threading.get_ident()
         while not self._stop.is_set():
-            for ident, frame in sys._current_frames().items():
+            for ident, frame in sys._current_frames().items():  # noqa: SLF001 - documented in the sys module
                 if ident == me:
                     continue
                 name = self._name(ident)
