@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import os
 import posixpath
 import time
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from .envelope import REJECTED_TABLE, Envelope
 from .errors import BulletinError, ConfigError, DestinationError, RejectedRecords
 from .probe import probe_endpoint
 from .settings import BulletinSettings
-from .source import SOURCE_NAME, api_resource_name, bulletin_source, envelope_resource_name
+from .source import SOURCE_NAME, api_resource_name, bulletin_source, digest_specs, envelope_resource_name
 from .transport import WordPressSession
 from .window import LEDGER_KEY, WindowPlan, plan_window
 from .wordpress import OverlappingWindowPaginator, ProgressCallback
@@ -194,7 +195,7 @@ def run_pipeline(
     envelopes: Dict[str, Envelope] = {}
     paginators: Dict[str, OverlappingWindowPaginator] = {}
     skipped: Dict[str, str] = {}
-    session = WordPressSession(settings.http)
+    session = WordPressSession(settings.http, digest_specs(settings), digest_workers(settings))
     try:
         pipeline = make_pipeline(settings, inserted_at)
         preflight_destination(pipeline)
@@ -260,6 +261,13 @@ def run_pipeline(
             f"first: {next(e.rejected_examples[0] for e in summaries if e.rejected_examples)}"
         )
     return run
+
+
+def digest_workers(settings: BulletinSettings) -> int:
+    """One digest worker per CPU core beyond the one dlt's extract and the HTTP threads share."""
+    if settings.digest_workers is not None:
+        return settings.digest_workers
+    return max(0, (os.cpu_count() or 1) - 1)
 
 
 def _dataset_path(pipeline: dlt.Pipeline) -> str:

@@ -8,7 +8,7 @@ if __package__ in (None, ""):
     # (settings, source, pipeline...) would shadow top-level ones: use the repository root instead.
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from bulletin_pipeline.cli import main_and_exit  # noqa: E402
+if __name__ == "__main__":  # digest worker processes import this module too: they must not run it
+    from bulletin_pipeline.cli import main_and_exit
 
-if __name__ == "__main__":
     main_and_exit()

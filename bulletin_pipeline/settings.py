@@ -75,6 +75,9 @@ class BulletinSettings(BaseConfiguration):
     compression: str = "snappy"
     pipelines_dir: Optional[str] = None
     max_reread_attempts: int = 5
+    digest_workers: Optional[int] = None
+    """Processes that parse, validate and hash pages beside dlt's extract (digest.py); default one
+    per CPU core but one, 0 to do that work in this process."""
     site_id: Optional[str] = None
     """Which site the stored state belongs to (default: base_url); a mismatch stops the run."""
     http: HttpSettings = dataclasses.field(default_factory=HttpSettings)
@@ -149,6 +152,8 @@ def validate(settings: BulletinSettings) -> None:
         parse_time(settings.load_time, "--load-time")
     if settings.overlap_seconds < 0:
         raise ConfigError(f"overlap_seconds must be >= 0, got {settings.overlap_seconds}")
+    if settings.digest_workers is not None and settings.digest_workers < 0:
+        raise ConfigError(f"digest_workers must be 0 or more, got {settings.digest_workers}")
     if settings.compression not in ("none", "snappy", "gzip", "brotli", "lz4", "zstd"):
         raise ConfigError(f"compression {settings.compression!r} is not one of none, snappy, gzip, brotli, lz4, zstd")
     http = settings.http

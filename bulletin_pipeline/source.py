@@ -4,19 +4,23 @@ The `RESTAPIConfig` built here is the one declarative description of what is rea
 parameters (`orderby=id` for a stable order, `modified_after` from the incremental placeholder),
 the incremental cursor and its lag. WordPress-specific behaviour plugs in at rest_api's extension
 points: the paginator (`wordpress.py`) and the session (`transport.py`). Each page of records
-that passes dlt's incremental reaches the envelope transformer, which turns it into an arrow
-table for the collection's table and, when needed, one for `rejected`.
+is one arrow table (digest.py); the rows that pass dlt's incremental reach the envelope
+transformer, which turns them into the collection's table and, when needed, `rejected`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any, Dict, Iterator, List, Optional
+from urllib.parse import urlsplit
 
 import dlt
+from dlt.common import jsonpath
 from dlt.extract.resource import DltResource
+from dlt.sources.helpers.rest_client.utils import join_url
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 
+from .digest import DigestSpec
 from .envelope import REJECTED_TABLE, Envelope
 from .settings import BulletinSettings
 from .transport import WordPressSession
@@ -24,6 +28,9 @@ from .window import WindowPlan, WrittenVersions, incremental_config, ledger_hori
 from .wordpress import OverlappingWindowPaginator, ProgressCallback
 
 SOURCE_NAME = "bulletin"
+READ_AHEAD = 8
+# a WordPress list answer is the page itself; compiled once, as rest_api would per page
+WHOLE_ANSWER = jsonpath.compile_path("$")
 
 
 def api_resource_name(endpoint: str) -> str:
@@ -34,6 +41,16 @@ def api_resource_name(endpoint: str) -> str:
 def envelope_resource_name(endpoint: str) -> str:
     """The envelope transformer of a collection; its dlt state holds the written versions."""
     return f"{endpoint}_envelope"
+
+
+def digest_specs(settings: BulletinSettings) -> Dict[str, DigestSpec]:
+    """URL path of each collection's listing -> how its pages are digested (digest.py)."""
+    return {
+        urlsplit(join_url(settings.base_url or "", settings.collection(e).path or e)).path: DigestSpec(
+            e, settings.collection(e).incremental
+        )
+        for e in settings.endpoints
+    }
 
 
 def build_rest_api_config(
@@ -47,8 +64,9 @@ def build_rest_api_config(
     # rest_api validates a deep copy of its config: the paginators get a plain function to call,
     # never a copy of the caller's progress display
     report: Optional[ProgressCallback] = (lambda *args: progress(*args)) if progress else None
-    # the endpoints are read side by side: together they keep max_connections windows in flight
-    prefetch_window = -(-settings.http.max_connections // max(1, len(settings.endpoints)))
+    # the endpoints are read side by side, each at most READ_AHEAD windows ahead of dlt (memory
+    # stays flat), together within max_connections
+    prefetch_window = min(READ_AHEAD, -(-settings.http.max_connections // max(1, len(settings.endpoints))))
     resources: List[Any] = []
     for endpoint in settings.endpoints:
         plan = plans[endpoint]
@@ -68,7 +86,7 @@ def build_rest_api_config(
         endpoint_config: Dict[str, Any] = {
             "path": collection.path or endpoint,
             "params": params,
-            "data_selector": "$",  # a WordPress list answer is the page itself
+            "data_selector": WHOLE_ANSWER,
             "paginator": paginator,
         }
         if incremental:
@@ -97,16 +115,15 @@ def _envelope_transformer(
             # endpoint that has a cursor dedupe within the run only
             persistent = dlt.current.resource_state() if plan.stateful else None
             ledger = WrittenVersions(persistent, ledger_horizon(settings), recent=run_memory(settings))
-            wrapper = envelopes[endpoint] = Envelope(
-                endpoint, inserted_at, ledger, settings.collection(endpoint).incremental
-            )
-        data, rejected = wrapper.wrap(page)
-        # both tables are named per item: a static table_name hint on the resource would make dlt
-        # compute the `rejected` table's schema from the wrong table
-        if data is not None:
-            yield dlt.mark.with_table_name(data, endpoint)
-        if rejected is not None:
-            yield dlt.mark.with_table_name(rejected, REJECTED_TABLE)
+            wrapper = envelopes[endpoint] = Envelope(endpoint, inserted_at, ledger)
+        for table in page:  # rest_api yields each API page as a list holding its arrow table
+            data, rejected = wrapper.wrap(table)
+            # both tables are named per item: a static table_name hint on the resource would make
+            # dlt compute the `rejected` table's schema from the wrong table
+            if data is not None:
+                yield dlt.mark.with_table_name(data, endpoint)
+            if rejected is not None:
+                yield dlt.mark.with_table_name(rejected, REJECTED_TABLE)
 
     return envelope
 

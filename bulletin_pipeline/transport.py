@@ -19,11 +19,12 @@ import email.utils
 import io
 import json
 import logging
+import multiprocessing
 import ssl
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, Optional, Tuple
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
 import httpx
@@ -32,6 +33,7 @@ import tenacity
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
+from .digest import DigestSpec, PageColumns, digest_page, page_table, warm_up
 from .errors import WordPressError, WordPressUnreachable
 from .settings import HttpSettings
 
@@ -50,19 +52,45 @@ class HttpStats:
 
 
 @dataclass
-class Answer:
-    """An httpx response read whole, with the number of attempts it took."""
+class Reply:
+    """What an HTTP answer said, read whole (nothing of httpx's response object is kept)."""
 
-    response: httpx.Response
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+    reason_phrase: str
+    http_version: str
+
+
+@dataclass
+class Answer:
+    """A reply, the attempts it took and, for a list page, its digest."""
+
+    response: Reply
     attempts: int
+    digested: Optional[concurrent.futures.Future[PageColumns]] = None
 
 
 class HttpxAdapter(BaseAdapter):
-    """Sends requests' prepared requests with httpx; at most `max_connections` in flight."""
+    """Sends requests' prepared requests with httpx; at most `max_connections` in flight.
 
-    def __init__(self, http: HttpSettings) -> None:
+    A list page of a collection in `digest_specs` (URL path -> spec) is digested as soon as it
+    arrives (digest.py), in `digest_workers` worker processes, or in the fetching thread when 0.
+    """
+
+    def __init__(
+        self, http: HttpSettings, digest_specs: Optional[Mapping[str, DigestSpec]] = None, digest_workers: int = 0
+    ) -> None:
         super().__init__()
         self.http = http
+        self._digest_specs = {path.rstrip("/"): spec for path, spec in (digest_specs or {}).items()}
+        self._digest_pool: Optional[concurrent.futures.ProcessPoolExecutor] = None
+        if digest_workers > 0 and self._digest_specs:
+            self._digest_pool = concurrent.futures.ProcessPoolExecutor(
+                digest_workers, mp_context=multiprocessing.get_context("spawn")
+            )
+            for spec in set(self._digest_specs.values()):  # the workers start while dlt sets up
+                self._digest_pool.submit(warm_up, spec)
         self.stats = HttpStats()
         self._client = httpx.Client(
             http2=http.http2,
@@ -84,7 +112,7 @@ class HttpxAdapter(BaseAdapter):
         url = str(request.url)
         with self._lock:
             if url not in self._pending:
-                self._pending[url] = self._executor.submit(self.fetch, url, _headers(request))
+                self._pending[url] = self._executor.submit(self.fetch_page, url, _headers(request))
 
     def discard(self, urls: Iterable[str]) -> None:
         """Forget prefetched answers nobody will ask for (a listing that ended sooner)."""
@@ -98,8 +126,26 @@ class HttpxAdapter(BaseAdapter):
         url = str(request.url)
         with self._lock:
             future = self._pending.pop(url, None)
-        answer = future.result() if future is not None else self.fetch(url, _headers(request))
+        answer = future.result() if future is not None else self.fetch_page(url, _headers(request))
         return _to_requests_response(request, answer)
+
+    def fetch_page(self, url: str, headers: Dict[str, str]) -> Answer:
+        """`fetch`, then digest the page when it belongs to a collection being listed."""
+        answer = self.fetch(url, headers)
+        spec = self._digest_specs.get(urlsplit(url).path.rstrip("/"))
+        if spec is not None:
+            answer.digested = self._digest(answer.response.content, spec)
+        return answer
+
+    def _digest(self, body: bytes, spec: DigestSpec) -> concurrent.futures.Future[PageColumns]:
+        if self._digest_pool is not None:
+            return self._digest_pool.submit(digest_page, body, spec)
+        done: concurrent.futures.Future[PageColumns] = concurrent.futures.Future()
+        try:
+            done.set_result(digest_page(body, spec))
+        except ValueError as exc:
+            done.set_exception(exc)
+        return done
 
     def fetch(self, url: str, headers: Dict[str, str]) -> Answer:
         """GET `url` with the retry policy; raises `WordPressError` for anything unusable."""
@@ -121,14 +167,23 @@ class HttpxAdapter(BaseAdapter):
         check_answer(url, answer)
         return answer
 
-    def _get(self, url: str, headers: Dict[str, str]) -> httpx.Response:
-        with self._slots:
-            response = self._client.get(url, headers=headers)
+    def _get(self, url: str, headers: Dict[str, str]) -> Reply:
+        """One GET, its body read within `total_timeout` however slowly the server sends it."""
+        deadline = time.monotonic() + self.http.total_timeout
+        with self._slots, self._client.stream("GET", url, headers=headers) as response:
+            chunks = []
+            for chunk in response.iter_bytes():
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout(f"the answer took longer than {self.http.total_timeout:g}s")
+            reply = Reply(
+                response.status_code, response.headers, b"".join(chunks), response.reason_phrase, response.http_version
+            )
         with self._lock:
             self.stats.requests += 1
             versions = self.stats.http_versions
-            versions[response.http_version] = versions.get(response.http_version, 0) + 1
-        return response
+            versions[reply.http_version] = versions.get(reply.http_version, 0) + 1
+        return reply
 
     def backoff(self, attempt: int) -> float:
         """5 s, 10 s, 20 s, 40 s, 60 s with the defaults (the original's policy)."""
@@ -152,6 +207,8 @@ class HttpxAdapter(BaseAdapter):
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._digest_pool is not None:
+            self._digest_pool.shutdown(wait=True, cancel_futures=True)
         self._client.close()
 
 
@@ -162,10 +219,12 @@ class WordPressSession(requests.Session):
     copy) share it rather than duplicating its threads and sockets.
     """
 
-    def __init__(self, http: HttpSettings) -> None:
+    def __init__(
+        self, http: HttpSettings, digest_specs: Optional[Mapping[str, DigestSpec]] = None, digest_workers: int = 0
+    ) -> None:
         super().__init__()
         self.trust_env = False  # httpx reads proxies and CA settings from the environment itself
-        self.adapter = HttpxAdapter(http)
+        self.adapter = HttpxAdapter(http, digest_specs, digest_workers)
         self.mount("http://", self.adapter)
         self.mount("https://", self.adapter)
 
@@ -220,9 +279,29 @@ def check_answer(url: str, answer: Answer) -> None:
         )
 
 
+class WordPressResponse(requests.Response):
+    """A requests.Response whose `json()` is, for a collection's list page, the page's arrow
+    table (digest.py): what rest_api then yields for the page. Other answers parse as JSON."""
+
+    digested: Optional[concurrent.futures.Future[PageColumns]] = None
+
+    def json(self, **kwargs: Any) -> Any:
+        if self.digested is None:
+            return json.loads(self.content, **kwargs)
+        try:
+            return page_table(self.digested.result())
+        except ValueError as exc:
+            raise WordPressError(
+                f"GET {self.url} answered a broken page ({exc}); the site or a proxy sent it, run again "
+                "(nothing was committed)",
+                url=str(self.url),
+                status=self.status_code,
+            ) from exc
+
+
 def _to_requests_response(request: requests.PreparedRequest, answer: Answer) -> requests.Response:
     """A requests.Response for `answer`, built as requests' own HTTPAdapter.build_response does."""
-    response = requests.Response()
+    response = WordPressResponse()
     response.status_code = answer.response.status_code
     response.headers = CaseInsensitiveDict(answer.response.headers.items())
     response.encoding = "utf-8"
@@ -230,6 +309,7 @@ def _to_requests_response(request: requests.PreparedRequest, answer: Answer) -> 
     response.reason = answer.response.reason_phrase
     response.url = str(request.url)
     response.request = request
+    response.digested = answer.digested
     return response
 
 
@@ -258,7 +338,7 @@ def _wordpress_error(content: bytes) -> Tuple[Optional[str], Optional[str]]:
     return None, None
 
 
-def _retry_after(response: httpx.Response) -> Optional[float]:
+def _retry_after(response: Reply) -> Optional[float]:
     value = response.headers.get("Retry-After")
     if not value:
         return None

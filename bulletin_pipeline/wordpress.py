@@ -93,8 +93,10 @@ class OverlappingWindowPaginator(BasePaginator):
         request.params["offset"] = self._offset  # type: ignore[index]
 
     def update_state(self, response: requests.Response, data: Optional[List[Any]] = None) -> None:  # type: ignore[override]
-        rows = data or []
-        ids = [r["id"] for r in rows if isinstance(r, dict) and type(r.get("id")) is int]
+        # a page is one arrow table (digest.py); its rows are the window's records
+        pages = data or []
+        rows = sum(page.num_rows for page in pages)
+        ids = [i for page in pages for i in page.column("id").to_pylist() if i is not None]
         total = _int_header(response, "X-WP-Total")
         if total == 0 and self._offset > 0 and not rows:
             # WordPress counts only when a query returns rows: an offset past the end (the listing
@@ -104,7 +106,7 @@ class OverlappingWindowPaginator(BasePaginator):
         if total is not None:
             self._total = total
         self._windows_done += 1
-        self._records += len(rows)
+        self._records += rows
         offset = self._offset
         reaches_end = total is None or offset + self.per_page >= total
 

@@ -166,7 +166,8 @@ def test_demo_runs_from_an_empty_folder(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "entry", ["runpy.run_path(SCRIPT, run_name='__main__')", "runpy.run_module('bulletin_pipeline')"]
+    "entry",
+    ["runpy.run_path(SCRIPT, run_name='__main__')", "runpy.run_module('bulletin_pipeline', run_name='__main__')"],
 )
 def test_the_command_exits_without_collecting_what_is_left(tmp_path, entry):
     """Both entry points freeze what is alive once the run is over (`cli.main_and_exit`): the

@@ -1,7 +1,7 @@
 """The Parquet contract of a page: exact columns, hashes, determinism, rejected records, dedup.
 
-Pages reach `Envelope.wrap` as they do in a run: the records of one API page, parsed from the
-body as requests parses it (`json.loads`), after dlt's incremental.
+Pages reach `Envelope.wrap` as they do in a run: the body digested (`digest_page`, what a digest
+worker does) into the page's arrow table (`page_table`, what rest_api yields for the page).
 """
 
 import datetime as dt
@@ -9,8 +9,10 @@ import hashlib
 import json
 
 import orjson
+import pytest
 
-from bulletin_pipeline.envelope import DATA_SCHEMA, REJECTED_SCHEMA, Envelope, serialize
+from bulletin_pipeline.digest import DigestSpec, digest_page, page_table, serialize
+from bulletin_pipeline.envelope import DATA_SCHEMA, REJECTED_SCHEMA, Envelope
 from bulletin_pipeline.schemas import Media, Page, WordPressObject, model_for
 from bulletin_pipeline.window import WrittenVersions
 
@@ -51,11 +53,13 @@ class PageFeeder:
     """An Envelope for one endpoint, fed pages the way the pipeline feeds it."""
 
     def __init__(self, endpoint="pages", ledger=None, incremental=True):
-        self.env = Envelope(endpoint, NOW, ledger or WrittenVersions(None, 0), incremental)
+        self.spec = DigestSpec(endpoint, incremental)
+        self.env = Envelope(endpoint, NOW, ledger or WrittenVersions(None, 0))
         self.stats = self.env.stats
 
     def wrap(self, records=None, body=None):
-        return self.env.wrap(json.loads(body) if body is not None else records)
+        body = body if body is not None else json.dumps(records).encode()
+        return self.env.wrap(page_table(digest_page(body, self.spec)))
 
 
 def envelope(ledger=None):
@@ -131,3 +135,10 @@ def test_models_per_collection_and_generic_fallback():
     # a category has no `modified`: the generic object model only needs an id
     data, rejected = PageFeeder("categories", incremental=False).wrap([{"id": 5, "name": "Biology", "count": 3}])
     assert rejected is None and data.num_rows == 1
+
+
+def test_a_broken_body_is_reported_not_digested():
+    with pytest.raises(ValueError):
+        digest_page(b'[{"id": 1,', DigestSpec("pages", True))
+    with pytest.raises(ValueError, match="not a list"):
+        digest_page(b'{"code": "x"}', DigestSpec("pages", True))
