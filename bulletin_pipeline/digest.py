@@ -5,13 +5,20 @@ each record back to its payload (compact UTF-8 JSON, keys in the server's order)
 It imports neither dlt nor pyarrow, so it runs cheaply in worker processes (transport.py hands
 it each list page as it arrives); `page_table` then makes the page's arrow table, which is what
 dlt's rest_api yields for the page: dlt's incremental reads its `modified` column, the
-paginator its `id` column, and the envelope writes its payloads and hashes.
+paginator its `id` column, and the envelope its `version`, payloads and hashes.
+
+The `modified` column is the cursor dlt's incremental may move to, so only a value that can be
+trusted goes there: WordPress's own format (a record in another format is rejected, never the
+cursor) and not after the site's "now" (a future-dated record is loaded, but leaves the cursor
+where it was, so every later edit is still read; the ledger keeps it from being written twice).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, NamedTuple, Optional
 
@@ -19,6 +26,10 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from .schemas import page_validator
+
+WP_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}")
+# site-local times run at most this far ahead of UTC (UTC+14)
+MAX_UTC_OFFSET = dt.timedelta(hours=14)
 
 
 class DigestSpec(NamedTuple):
@@ -33,24 +44,37 @@ class PageColumns:
     """A digested page, column by column, in plain Python types (cheap to send between processes)."""
 
     ids: List[Optional[int]]
-    modified: List[Optional[str]]
-    modified_gmt: List[Optional[str]]
+    modified: List[Optional[str]]  # the cursor dlt may move to; None where it cannot be trusted
+    versions: List[Optional[str]]  # what tells one version of a record from another (window.py)
     payloads: List[bytes]
     hashes: List[str]
     errors: List[Optional[str]]
 
 
-def digest_page(body: bytes, spec: DigestSpec) -> PageColumns:
-    """Parse, validate, serialise and hash one page; ValueError when the body is not a JSON list."""
+def digest_page(body: bytes, spec: DigestSpec, site_now: dt.datetime) -> PageColumns:
+    """Parse, validate, serialise and hash one page; ValueError when the body is not a JSON list.
+
+    `site_now` (UTC) is the latest `modified_gmt` the cursor may reach.
+    """
     records = json.loads(body)  # the standard library keeps integers of any size exact
     if not isinstance(records, list):
         raise ValueError(f"a JSON {type(records).__name__}, not a list")
     errors = validation_errors(page_validator(spec.collection, spec.incremental), records)
+    modified = [_str_field(record, "modified") for record in records]
+    gmt = [_str_field(record, "modified_gmt") for record in records]
+    if spec.incremental:
+        for index, value in enumerate(modified):
+            if _wp_datetime(value) is None:
+                problem = f"modified: {value!r} is not a WordPress datetime (YYYY-MM-DDTHH:MM:SS)"
+                errors[index] = f"{errors[index]}; {problem}" if index in errors else problem
     payloads = [serialize(record) for record in records]
     return PageColumns(
         ids=[_int_field(record, "id") for record in records],
-        modified=[_str_field(record, "modified") for record in records],
-        modified_gmt=[_str_field(record, "modified_gmt") for record in records],
+        modified=[
+            value if spec.incremental and index not in errors and _not_future(value, gmt[index], site_now) else None
+            for index, value in enumerate(modified)
+        ],
+        versions=[g or m for g, m in zip(gmt, modified, strict=True)],
         payloads=payloads,
         hashes=[hashlib.sha256(payload).hexdigest() for payload in payloads],
         errors=[errors.get(index) for index in range(len(records))],
@@ -87,6 +111,25 @@ def warm_up(spec: DigestSpec) -> None:
     page_validator(spec.collection, spec.incremental)
 
 
+def _wp_datetime(value: Optional[str]) -> Optional[dt.datetime]:
+    if value is None or not WP_DATETIME.fullmatch(value):
+        return None
+    try:
+        return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return None
+
+
+def _not_future(modified: Optional[str], modified_gmt: Optional[str], site_now: dt.datetime) -> bool:
+    """Whether the record was saved no later than the site's now (by `modified_gmt` when valid)."""
+    now = site_now.replace(tzinfo=None)
+    saved_gmt = _wp_datetime(modified_gmt)
+    if saved_gmt is not None:
+        return saved_gmt <= now
+    saved_local = _wp_datetime(modified)
+    return saved_local is not None and saved_local <= now + MAX_UTC_OFFSET
+
+
 def _int_field(record: Any, name: str) -> Optional[int]:
     value = record.get(name) if isinstance(record, dict) else None
     return value if type(value) is int and -(2**63) <= value < 2**63 else None
@@ -98,17 +141,17 @@ def _str_field(record: Any, name: str) -> Optional[str]:
 
 
 def page_table(columns: PageColumns) -> Any:
-    """The page's arrow table: id, modified, modified_gmt, payload, dl_hash, error."""
+    """The page's arrow table: id, modified, version, payload, dl_hash, error."""
     import pyarrow as pa  # here, not at the top: worker processes never build tables
 
     return pa.Table.from_arrays(
         [
             pa.array(columns.ids, pa.int64()),
             pa.array(columns.modified, pa.string()),
-            pa.array(columns.modified_gmt, pa.string()),
+            pa.array(columns.versions, pa.string()),
             pa.array(columns.payloads, pa.binary()).cast(pa.string()),
             pa.array(columns.hashes, pa.string()),
             pa.array(columns.errors, pa.string()),
         ],
-        names=["id", "modified", "modified_gmt", "payload", "dl_hash", "error"],
+        names=["id", "modified", "version", "payload", "dl_hash", "error"],
     )

@@ -90,10 +90,7 @@ class Envelope:
 
     def _not_yet_written(self, page: pa.Table) -> List[bool]:
         keep = []
-        versions = [
-            gmt or local
-            for gmt, local in zip(page["modified_gmt"].to_pylist(), page["modified"].to_pylist(), strict=True)
-        ]
+        versions = page.column("version").to_pylist()
         for record_id, version in zip(page.column("id").to_pylist(), versions, strict=True):
             fresh = record_id is None or self.ledger.admit(record_id, version)
             if not fresh:

@@ -154,6 +154,12 @@ def validate(settings: BulletinSettings) -> None:
         raise ConfigError(f"overlap_seconds must be >= 0, got {settings.overlap_seconds}")
     if settings.digest_workers is not None and settings.digest_workers < 0:
         raise ConfigError(f"digest_workers must be 0 or more, got {settings.digest_workers}")
+    missing = [p for p in ("{table_name}", "{load_id}", "{file_id}") if p not in settings.layout]
+    if missing:
+        raise ConfigError(
+            f"layout {settings.layout!r} lacks {', '.join(missing)}: without them runs and files overwrite "
+            f"one another; e.g. {DEFAULT_LAYOUT}"
+        )
     if settings.compression not in ("none", "snappy", "gzip", "brotli", "lz4", "zstd"):
         raise ConfigError(f"compression {settings.compression!r} is not one of none, snappy, gzip, brotli, lz4, zstd")
     http = settings.http

@@ -114,7 +114,7 @@ def _envelope_transformer(
             # only stateful runs persist what they wrote; backfills and full refreshes of an
             # endpoint that has a cursor dedupe within the run only
             persistent = dlt.current.resource_state() if plan.stateful else None
-            ledger = WrittenVersions(persistent, ledger_horizon(settings), recent=run_memory(settings))
+            ledger = WrittenVersions(persistent, ledger_horizon(settings), run_memory(settings), inserted_at)
             wrapper = envelopes[endpoint] = Envelope(endpoint, inserted_at, ledger)
         for table in page:  # rest_api yields each API page as a list holding its arrow table
             data, rejected = wrapper.wrap(table)

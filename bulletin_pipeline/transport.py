@@ -15,6 +15,7 @@ page after the retries becomes a one-line `WordPressError`.
 from __future__ import annotations
 
 import concurrent.futures
+import datetime as dt
 import email.utils
 import io
 import json
@@ -134,15 +135,15 @@ class HttpxAdapter(BaseAdapter):
         answer = self.fetch(url, headers)
         spec = self._digest_specs.get(urlsplit(url).path.rstrip("/"))
         if spec is not None:
-            answer.digested = self._digest(answer.response.content, spec)
+            answer.digested = self._digest(answer.response.content, spec, site_now(answer.response))
         return answer
 
-    def _digest(self, body: bytes, spec: DigestSpec) -> concurrent.futures.Future[PageColumns]:
+    def _digest(self, body: bytes, spec: DigestSpec, now: dt.datetime) -> concurrent.futures.Future[PageColumns]:
         if self._digest_pool is not None:
-            return self._digest_pool.submit(digest_page, body, spec)
+            return self._digest_pool.submit(digest_page, body, spec, now)
         done: concurrent.futures.Future[PageColumns] = concurrent.futures.Future()
         try:
-            done.set_result(digest_page(body, spec))
+            done.set_result(digest_page(body, spec, now))
         except ValueError as exc:
             done.set_exception(exc)
         return done
@@ -311,6 +312,16 @@ def _to_requests_response(request: requests.PreparedRequest, answer: Answer) -> 
     response.request = request
     response.digested = answer.digested
     return response
+
+
+def site_now(reply: Reply) -> dt.datetime:
+    """The site's clock (UTC) by its `Date` header; ours when it has none or one a day off."""
+    ours = dt.datetime.now(dt.UTC)
+    try:
+        theirs = email.utils.parsedate_to_datetime(reply.headers.get("date", "")).astimezone(dt.UTC)
+    except (TypeError, ValueError):
+        return ours
+    return theirs if abs(theirs - ours) < dt.timedelta(days=1) else ours
 
 
 def _headers(request: requests.PreparedRequest) -> Dict[str, str]:

@@ -110,20 +110,26 @@ class WrittenVersions:
 
     `stored` is the map in dlt resource state (id -> version), committed with the load package;
     it only needs the versions the next run's overlap can bring back, so it is pruned to
-    `horizon_seconds` behind the newest version as it grows. `stored` is None for stateless runs
+    `horizon_seconds` behind the newest version up to `now` as it grows (a future-dated version
+    comes back every run, so it is kept, and never counts as the newest). `stored` is None for stateless runs
     (backfills): they dedupe within the run only. `recent` bounds the run-local map (None: all),
     which only re-reads within this run consult.
     """
 
     def __init__(
-        self, persistent: Optional[MutableMapping[str, Any]], horizon_seconds: int, recent: Optional[int] = None
+        self,
+        persistent: Optional[MutableMapping[str, Any]],
+        horizon_seconds: int,
+        recent: Optional[int] = None,
+        now: Optional[dt.datetime] = None,
     ) -> None:
         self._horizon = horizon_seconds
         self._recent = recent
+        self._latest = (now or dt.datetime.now(dt.UTC)).strftime(WP_DATETIME_FORMAT)
         self._run: OrderedDict[int, str] = OrderedDict()
         self._stored: Dict[str, str] = {} if persistent is None else persistent.setdefault(LEDGER_KEY, {})
         self._persist = persistent is not None
-        self._newest = max(self._stored.values(), default="")
+        self._newest = max((v for v in self._stored.values() if v[:19] <= self._latest), default="")
         self._prune()
 
     def is_written(self, record_id: int, version: Optional[str]) -> bool:
@@ -147,7 +153,8 @@ class WrittenVersions:
             self._run.popitem(last=False)
         if self._persist:
             self._stored[str(record_id)] = version
-            self._newest = max(self._newest, version)
+            if version[:19] <= self._latest:
+                self._newest = max(self._newest, version)
             if len(self._stored) > self._prune_at:
                 self._prune()
 

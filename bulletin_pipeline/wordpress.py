@@ -12,8 +12,11 @@ by `id` (unique and stable, unlike `modified`, which WordPress does not tie-brea
   is higher, something moved between the two reads, and we re-read further back until the ids
   read are contiguous again (at most `max_reread_attempts` times; then the run fails and the
   cursor stays where it was).
-* `X-WP-Total` tells how far to read ahead, and a window shorter than `per_page` before that end
-  is legitimate: WordPress counts media attached to unpublished pages, then leaves them out.
+* `X-WP-Total` is a hint, never the proof of an end (proxies and caching plugins strip it or
+  serve a stale one): a full window means read on, whatever it says; a short window is the end
+  unless the total says more, which it legitimately does for media attached to unpublished
+  pages (counted, then left out of the answer); a run of more than `MAX_BLIND_WINDOWS` windows
+  without a visible record ends the walk (a total that lies high).
 
 dlt's RESTClient asks for one window at a time; once the first window has told the total, the
 paginator asks the session to prefetch the next planned windows (`prefetch_window` of them), so
@@ -37,6 +40,10 @@ log = logging.getLogger(__name__)
 # Records each window shares with the one before. One proves contiguity; with two, a hidden item
 # where two windows meet (see the module docstring) does not cost a re-read.
 WINDOW_OVERLAP = 2
+
+# Consecutive windows without a visible record the walk accepts before it stops: hidden items that
+# many in a row would be ~1,000 media attached to unpublished pages; a lying total is likelier.
+MAX_BLIND_WINDOWS = 10
 
 ProgressCallback = Callable[[str, int, int, int], None]
 """(endpoint, windows_done, windows_planned, records_seen)"""
@@ -80,6 +87,7 @@ class OverlappingWindowPaginator(BasePaginator):
         self._gap: Optional[Tuple[Optional[int], Optional[int]]] = None  # ids of the window read past a gap
         self._back = 0
         self._gap_attempts = 0
+        self._blind_windows = 0
         self._prefetched: Set[int] = set()
         self._prefetched_urls: List[str] = []
         self._windows_done = 0
@@ -108,7 +116,17 @@ class OverlappingWindowPaginator(BasePaginator):
         self._windows_done += 1
         self._records += rows
         offset = self._offset
-        reaches_end = total is None or offset + self.per_page >= total
+        self._blind_windows = 0 if ids else self._blind_windows + 1
+        if self._blind_windows > MAX_BLIND_WINDOWS:
+            log.warning(
+                "%s: %d windows in a row without a record; X-WP-Total (%s) overstates",
+                self.endpoint,
+                self._blind_windows,
+                total,
+            )
+            return self._finish()
+        total_says_more = total is not None and offset + self.per_page < total
+        reaches_end = rows < self.per_page and not total_says_more
 
         if not self._connects(offset, ids, total, previous_total):
             return self._open_gap(offset, ids, total)
@@ -176,9 +194,13 @@ class OverlappingWindowPaginator(BasePaginator):
         self._report()
 
     def _prefetch_ahead(self) -> None:
-        if self._request is None or self._total is None:
+        if self._request is None:
             return
-        for offset in range(self._next_planned, self._total, self.step)[: self.prefetch_window]:
+        horizon = self._total
+        if horizon is None or horizon <= self._next_planned:
+            # X-WP-Total missing, or exceeded by full windows: read ahead all the same
+            horizon = self._next_planned + self.prefetch_window * self.step
+        for offset in range(self._next_planned, horizon, self.step)[: self.prefetch_window]:
             if offset not in self._prefetched:
                 self._prefetched.add(offset)
                 window = copy.copy(self._request)

@@ -59,7 +59,7 @@ class PageFeeder:
 
     def wrap(self, records=None, body=None):
         body = body if body is not None else json.dumps(records).encode()
-        return self.env.wrap(page_table(digest_page(body, self.spec)))
+        return self.env.wrap(page_table(digest_page(body, self.spec, NOW)))
 
 
 def envelope(ledger=None):
@@ -139,6 +139,26 @@ def test_models_per_collection_and_generic_fallback():
 
 def test_a_broken_body_is_reported_not_digested():
     with pytest.raises(ValueError):
-        digest_page(b'[{"id": 1,', DigestSpec("pages", True))
+        digest_page(b'[{"id": 1,', DigestSpec("pages", True), NOW)
     with pytest.raises(ValueError, match="not a list"):
-        digest_page(b'{"code": "x"}', DigestSpec("pages", True))
+        digest_page(b'{"code": "x"}', DigestSpec("pages", True), NOW)
+
+
+def test_only_a_trustworthy_modified_reaches_the_cursor_column():
+    """dlt's incremental reads `modified`: a future-dated record loads but leaves it empty; a record
+    whose `modified` is not WordPress's format is rejected and leaves it empty too."""
+    records = [
+        page(1),
+        page(2, modified="2099-01-01T10:00:00"),
+        page(3, modified="2024-01-01T10:00:00Z"),
+        page(4, modified="9999-99-99 garbage"),
+        {**page(5), "modified": 12345},
+    ]
+    table = page_table(digest_page(json.dumps(records).encode(), DigestSpec("pages", True), NOW))
+    assert table.column("modified").to_pylist() == ["2024-01-01T10:00:00", None, None, None, None]
+    errors = table.column("error").to_pylist()
+    assert errors[0] is None and errors[1] is None
+    assert all("modified" in e for e in errors[2:])
+    data, rejected = PageFeeder().wrap(records)
+    assert data.column("id").to_pylist() == [1, 2]
+    assert rejected.column("id").to_pylist() == [3, 4, 5]

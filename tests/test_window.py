@@ -71,6 +71,9 @@ def test_ledger_prunes_versions_older_than_the_horizon():
         ({"endpoints": ["pages", "Pages!"]}, "collection name"),
         ({"per_page": 101}, "between 1 and 100"),
         ({"compression": "rar"}, "compression"),
+        # a layout without {load_id} made every run overwrite the last one's file (250 rows -> 1)
+        ({"layout": "{table_name}/data.{ext}"}, "lacks {load_id}, {file_id}"),
+        ({"layout": "{table_name}/{load_id}.{ext}"}, "lacks {file_id}"),
     ],
 )
 def test_bad_settings_fail_in_one_line(options, message):
