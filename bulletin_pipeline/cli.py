@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .errors import BulletinError
+from .errors import BulletinError, EndpointsFailed
 from .pipeline import PIPELINE_NAME, RunSummary, run_pipeline
 from .settings import BulletinSettings, resolve_settings
 
@@ -128,8 +128,9 @@ class ProgressView:
 
 def render_summary(summary: RunSummary, console: Console) -> None:
     if summary.load_id is None and summary.skipped and len(summary.skipped) == len(summary.endpoints):
-        since = ", ".join(f"{e.endpoint}: {e.cursor_before}" for e in summary.endpoints)
-        console.print(f"no changes since {since}; nothing loaded")
+        for endpoint, reason in summary.skipped.items():
+            console.print(f"{endpoint}: {reason}", highlight=False)
+        console.print("nothing loaded")
         return
     table = Table(title=f"{summary.pipeline_name}: load {summary.load_id or '(nothing new)'}", title_justify="left")
     for column in ("endpoint", "mode", "loaded", "rejected", "files", "cursor before", "cursor after"):
@@ -149,7 +150,10 @@ def render_summary(summary: RunSummary, console: Console) -> None:
     for endpoint, reason in summary.skipped.items():
         console.print(f"{endpoint}: skipped, {reason}")
     for e in summary.endpoints:
-        console.print(f"{e.endpoint}: read {e.window}" + (f", {e.rereads} re-reads" if e.rereads else ""))
+        if e.endpoint in summary.failed:
+            console.print(f"{e.endpoint}: failed, cursor kept", highlight=False)
+        elif e.endpoint not in summary.skipped:
+            console.print(f"{e.endpoint}: read {e.window}" + (f", {e.rereads} re-reads" if e.rereads else ""))
     versions = ", ".join(f"{k} x{v}" for k, v in sorted(summary.http_versions.items())) or "-"
     console.print(
         f"{summary.loaded} records loaded, {summary.rejected} rejected in {summary.seconds:.1f}s "
@@ -237,8 +241,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.demo:
             return run_demo(args, out, err)
         settings = settings_from_args(args)
-        with ProgressView(err) as progress:
-            summary = run_pipeline(settings, progress=progress)
+        try:
+            with ProgressView(err) as progress:
+                summary = run_pipeline(settings, progress=progress)
+        except EndpointsFailed as failure:
+            render_summary(failure.summary, out)  # what did load, before the one-line error
+            raise
         render_summary(summary, out)
         return 0
 

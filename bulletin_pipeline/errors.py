@@ -3,7 +3,7 @@ traceback (unless --verbose) and exits non-zero."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 
 class BulletinError(Exception):
@@ -39,6 +39,19 @@ class WordPressUnreachable(WordPressError):
 
 class InconsistentListing(WordPressError):
     """The collection kept shifting under us for longer than the re-read budget."""
+
+
+class EndpointsFailed(WordPressError):
+    """Some collections failed (their cursors stay); the others loaded. `summary` is the run's."""
+
+    def __init__(self, summary: Any) -> None:
+        failed = "; ".join(f"{endpoint}: {message}" for endpoint, message in summary.failed.items())
+        loaded = [e.endpoint for e in summary.endpoints if e.endpoint not in summary.failed]
+        super().__init__(
+            f"{len(summary.failed)} collection(s) failed, their cursors stay ({failed}); "
+            f"loaded: {', '.join(loaded) or 'none'}"
+        )
+        self.summary = summary
 
 
 class RejectedRecords(BulletinError):

@@ -13,6 +13,7 @@ import posixpath
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
+from urllib.parse import urlsplit
 
 import dlt
 from dlt.common.pipeline import LoadInfo
@@ -21,7 +22,15 @@ from dlt.pipeline.exceptions import PipelineStepFailed
 from . import retention
 from .destination import DATASET_NAME, configure_arrow_memory, configure_parquet, make_destination, partition_datetime
 from .envelope import REJECTED_TABLE, Envelope
-from .errors import BulletinError, ConfigError, DestinationError, RejectedRecords
+from .errors import (
+    BulletinError,
+    ConfigError,
+    DestinationError,
+    EndpointsFailed,
+    RejectedRecords,
+    WordPressError,
+    WordPressUnreachable,
+)
 from .probe import probe_endpoint
 from .settings import BulletinSettings
 from .source import SOURCE_NAME, api_resource_name, bulletin_source, digest_specs, envelope_resource_name
@@ -30,6 +39,7 @@ from .window import LEDGER_KEY, WindowPlan, plan_window
 from .wordpress import OverlappingWindowPaginator, ProgressCallback
 
 PIPELINE_NAME = "bulletin_pipeline"
+PARTITION_FORMAT = "load_date=%Y-%m-%d/load_time=%H:%M:%S"
 
 
 @dataclass
@@ -61,6 +71,7 @@ class RunSummary:
     retries: int
     http_versions: Dict[str, int]
     skipped: Dict[str, str] = field(default_factory=dict)
+    failed: Dict[str, str] = field(default_factory=dict)
 
     @property
     def rejected(self) -> int:
@@ -188,6 +199,8 @@ def run_pipeline(
     progress: Optional[ProgressCallback] = None,
     now: Optional[dt.datetime] = None,
 ) -> RunSummary:
+    """One run. Collections that fail (a 404, a server that keeps failing) keep their cursor and
+    do not stop the others: the healthy ones load, then `EndpointsFailed` names the failed ones."""
     started = time.monotonic()
     inserted_at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     configure_parquet(settings)
@@ -195,6 +208,8 @@ def run_pipeline(
     envelopes: Dict[str, Envelope] = {}
     paginators: Dict[str, OverlappingWindowPaginator] = {}
     skipped: Dict[str, str] = {}
+    failed: Dict[str, WordPressError] = {}
+    info: Optional[LoadInfo] = None
     session = WordPressSession(settings.http, digest_specs(settings), digest_workers(settings))
     try:
         pipeline = make_pipeline(settings, inserted_at)
@@ -209,26 +224,70 @@ def run_pipeline(
         }
         if settings.if_changed:
             for endpoint in settings.endpoints:
-                result = probe_endpoint(
-                    session.adapter, settings, endpoint, plans[endpoint], written_versions(pipeline, endpoint)
-                )
+                try:
+                    result = probe_endpoint(
+                        session.adapter, settings, endpoint, plans[endpoint], written_versions(pipeline, endpoint)
+                    )
+                except WordPressError as exc:
+                    failed[endpoint] = exc
+                    continue
                 if not result.changed:
                     skipped[endpoint] = result.reason
-            if len(skipped) == len(settings.endpoints):
-                return _nothing_to_do(pipeline, settings, plans, skipped, session, started)
-            settings = copy.copy(settings)  # the caller's settings stay as they were
-            settings.endpoints = [e for e in settings.endpoints if e not in skipped]
-        source = bulletin_source(settings, plans, session, inserted_at, envelopes, paginators, progress=progress)
-        info = _run(pipeline, source)
+        to_load = [e for e in settings.endpoints if e not in skipped and e not in failed]
+        while to_load:
+            run_settings = copy.copy(settings)  # the caller's settings stay as they were
+            run_settings.endpoints = list(to_load)
+            envelopes.clear()
+            paginators.clear()
+            source = bulletin_source(run_settings, plans, session, inserted_at, envelopes, paginators, progress)
+            try:
+                info = _run(pipeline, source)
+                break
+            except WordPressError as exc:
+                culprit = _endpoint_of(exc, run_settings)
+                if culprit is None or isinstance(exc, WordPressUnreachable):
+                    raise  # the site itself failed, not one collection
+                failed[culprit] = exc  # nothing of this attempt was committed: retry without it
+                to_load.remove(culprit)
     finally:
         session.close()
 
+    loaded = [e for e in settings.endpoints if e not in skipped and e not in failed]
+    # the endpoints read (or failed); all of them when every one was found unchanged
+    listed = [e for e in settings.endpoints if e not in skipped] or settings.endpoints
+    run = _summarise(pipeline, listed, loaded, plans, info, envelopes, paginators, session, started)
+    run.partition = partition_datetime(settings, inserted_at).strftime(PARTITION_FORMAT) if info else ""
+    run.skipped = skipped
+    run.failed = {endpoint: str(exc) for endpoint, exc in failed.items()}
+    if failed:
+        if not loaded:
+            raise next(iter(failed.values()))
+        raise EndpointsFailed(run)
+    if settings.strict and run.rejected:
+        raise RejectedRecords(
+            f"{run.rejected} record(s) failed validation (written to the `{REJECTED_TABLE}` table); "
+            f"first: {next(e.rejected_examples[0] for e in run.endpoints if e.rejected_examples)}"
+        )
+    return run
+
+
+def _summarise(
+    pipeline: dlt.Pipeline,
+    endpoints: List[str],
+    loaded: List[str],
+    plans: Dict[str, WindowPlan],
+    info: Optional[LoadInfo],
+    envelopes: Dict[str, Envelope],
+    paginators: Dict[str, OverlappingWindowPaginator],
+    session: WordPressSession,
+    started: float,
+) -> RunSummary:
     summaries = []
-    for endpoint in settings.endpoints:
+    for endpoint in endpoints:
         plan = plans[endpoint]
         summary = EndpointSummary(
             endpoint=endpoint,
-            mode=plan.mode,
+            mode=plan.mode if endpoint in loaded else "unchanged",
             window=plan.describe(),
             cursor_before=plan.stored_cursor,
             cursor_after=stored_cursor(pipeline, endpoint),
@@ -242,25 +301,24 @@ def run_pipeline(
             summary.duplicates_skipped = stats.duplicates
             summary.rejected_examples = stats.rejected_examples
         summaries.append(summary)
-
-    run = RunSummary(
+    return RunSummary(
         pipeline_name=PIPELINE_NAME,
         dataset_path=_dataset_path(pipeline),
         load_id=info.loads_ids[0] if info and info.loads_ids else None,
-        partition=partition_datetime(settings, inserted_at).strftime("load_date=%Y-%m-%d/load_time=%H:%M:%S"),
+        partition="",
         endpoints=summaries,
         seconds=round(time.monotonic() - started, 3),
         requests=session.stats.requests,
         retries=session.stats.retries,
         http_versions=dict(session.stats.http_versions),
-        skipped=skipped,
     )
-    if settings.strict and run.rejected:
-        raise RejectedRecords(
-            f"{run.rejected} record(s) failed validation (written to the `{REJECTED_TABLE}` table); "
-            f"first: {next(e.rejected_examples[0] for e in summaries if e.rejected_examples)}"
-        )
-    return run
+
+
+def _endpoint_of(error: WordPressError, settings: BulletinSettings) -> Optional[str]:
+    """The collection whose listing `error` came from (None: not one collection's failure)."""
+    path = urlsplit(error.url).path.rstrip("/")
+    spec = {p.rstrip("/"): spec for p, spec in digest_specs(settings).items()}.get(path)
+    return spec.collection if spec is not None else None
 
 
 def digest_workers(settings: BulletinSettings) -> int:
@@ -280,34 +338,6 @@ def written_versions(pipeline: dlt.Pipeline, endpoint: str) -> Optional[Dict[str
         return state["sources"][SOURCE_NAME]["resources"][envelope_resource_name(endpoint)][LEDGER_KEY]  # type: ignore[no-any-return]
     except (KeyError, TypeError):
         return None
-
-
-def _nothing_to_do(
-    pipeline: dlt.Pipeline,
-    settings: BulletinSettings,
-    plans: Dict[str, WindowPlan],
-    skipped: Dict[str, str],
-    session: WordPressSession,
-    started: float,
-) -> RunSummary:
-    """--if-changed found nothing: no load package, no files, the state untouched."""
-    return RunSummary(
-        pipeline_name=PIPELINE_NAME,
-        dataset_path=_dataset_path(pipeline),
-        load_id=None,
-        partition="",
-        endpoints=[
-            EndpointSummary(
-                e, "unchanged", skipped[e], cursor_before=plans[e].stored_cursor, cursor_after=plans[e].stored_cursor
-            )
-            for e in settings.endpoints
-        ],
-        seconds=round(time.monotonic() - started, 3),
-        requests=session.stats.requests,
-        retries=session.stats.retries,
-        http_versions=dict(session.stats.http_versions),
-        skipped=skipped,
-    )
 
 
 def cleanup_partitions(

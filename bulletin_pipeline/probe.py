@@ -55,6 +55,7 @@ def probe_endpoint(
     if unseen:
         newest = max(str(r.get("modified")) for r in unseen)
         return ProbeResult(endpoint, True, f"{len(unseen)} new version(s), newest modified {newest}")
-    if total > len(records):
+    if len(records) >= PROBE_PAGE and total > len(records):
+        # a full probe page may hide more (X-WP-Total also counts hidden media: never alone)
         return ProbeResult(endpoint, True, f"{total} records in the overlap window, more than one probe page")
     return ProbeResult(endpoint, False, f"no changes since {plan.stored_cursor}")

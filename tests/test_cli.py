@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from .conftest import Lake
+from .conftest import Lake, assert_lake_has
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "bulletin_pipeline" / "run.py"
@@ -207,3 +207,18 @@ def test_the_scheduled_workflow_uses_flags_the_cli_has():
     known = set(re.findall(r"(--[a-z-]+)", build_parser().format_help()))
     assert {"--if-changed", "--full-refresh", "--last-modified-date"} <= used
     assert used - {"--frozen", "--no-dev"} <= known, used - known
+
+
+def test_one_failing_collection_does_not_stop_the_others(lake: Lake, site, tmp_path):
+    """A 404 for one collection: the healthy ones load, the failed one keeps its cursor, exit 1."""
+    result = cli(
+        "--base-url", lake.server.base_url, "--bucket-url", str(lake.bucket), "--pipelines-dir",
+        str(lake.pipelines_dir), "--endpoints", "pages,courses,media", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "courses" in error[0] and "404 rest_no_route" in error[0], result.stderr
+    assert "loaded: pages, media" in error[0]
+    assert_lake_has(lake, site, "pages")
+    assert_lake_has(lake, site, "media")
+    assert "courses: failed, cursor kept" in result.stdout

@@ -80,22 +80,27 @@ class TestErrors:
 
 
 class TestNothingLost:
-    def test_failed_run_keeps_the_cursor_and_the_rerun_loads_what_it_missed(self, lake: Lake, site: Site):
+    def test_a_failed_collection_keeps_its_cursor_and_the_rerun_loads_what_it_missed(self, lake: Lake, site: Site):
+        """media keeps failing: pages still loads; media writes nothing, keeps its cursor, and the
+        next run loads what it missed."""
         lake.run()
-        cursor = stored_cursor(make_pipeline(lake.settings()), "pages")
-        rows = len(lake.rows("pages"))
-        edited = sorted(site.published_versions("pages"))[20:25]
-        for n, page_id in enumerate(edited):
+        media_cursor = stored_cursor(make_pipeline(lake.settings()), "media")
+        media_rows = len(lake.rows("media"))
+        for n, page_id in enumerate(sorted(site.published_versions("pages"))[20:25]):
             site.edit("pages", page_id, at=LATER + dt.timedelta(seconds=n))
+        for n, media_id in enumerate(sorted(site.published_versions("media"))[3:6]):
+            site.edit("media", media_id, at=LATER + dt.timedelta(seconds=n))
         lake.server.inject(status=503, count=50, collection="media")
-        with pytest.raises(WordPressError, match="HTTP 503"):
+        with pytest.raises(WordPressError, match="HTTP 503") as failure:
             lake.run()
-        assert stored_cursor(make_pipeline(lake.settings()), "pages") == cursor
-        assert len(lake.rows("pages")) == rows, "a failed run must not write partial data"
+        assert "media" in one_line(failure.value) and "loaded: pages" in str(failure.value)
+        assert_lake_has(lake, site, "pages")
+        assert stored_cursor(make_pipeline(lake.settings()), "media") == media_cursor
+        assert len(lake.rows("media")) == media_rows, "a failed collection must not write partial data"
         lake.server.clear_faults()
         summary = lake.run()
-        assert {e.endpoint: e.loaded for e in summary.endpoints}["pages"] == 5
-        assert_lake_has(lake, site, "pages")
+        assert {e.endpoint: e.loaded for e in summary.endpoints} == {"pages": 0, "media": 3}
+        assert_lake_has(lake, site, "media")
 
     def test_failure_on_a_later_window_keeps_the_cursor(self, lake: Lake, site: Site):
         """Windows after the first are prefetched concurrently; one failing must fail the run."""
