@@ -22,6 +22,7 @@ from . import retention
 from .destination import DATASET_NAME, configure_arrow_memory, configure_parquet, make_destination, partition_datetime
 from .envelope import REJECTED_TABLE, Envelope
 from .errors import BulletinError, ConfigError, DestinationError, RejectedRecords
+from .lock import LakeLock, lake_lock
 from .probe import probe_endpoint
 from .settings import BulletinSettings
 from .source import SOURCE_NAME, api_resource_name, bulletin_source, digest_specs, envelope_resource_name
@@ -196,9 +197,11 @@ def run_pipeline(
     paginators: Dict[str, OverlappingWindowPaginator] = {}
     skipped: Dict[str, str] = {}
     session = WordPressSession(settings.http, digest_specs(settings), digest_workers(settings))
+    lock: Optional[LakeLock] = None
     try:
         pipeline = make_pipeline(settings, inserted_at)
         preflight_destination(pipeline)
+        lock = lake_lock(pipeline, settings.lock_ttl_seconds)  # before the state: a locked-out run writes nothing
         restore_state(pipeline)
         check_site(pipeline, settings)
         plans = {
@@ -222,6 +225,8 @@ def run_pipeline(
         info = _run(pipeline, source)
     finally:
         session.close()
+        if lock is not None:
+            lock.release()
 
     summaries = []
     for endpoint in settings.endpoints:
