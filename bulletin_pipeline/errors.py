@@ -62,3 +62,7 @@ class RejectedRecords(BulletinError):
 
 class DestinationError(BulletinError):
     """The destination (local folder or S3 bucket) cannot be written."""
+
+
+class LakeLocked(BulletinError):
+    """Another run holds the lake's lock (lock.py): this run stops before writing anything."""

@@ -31,6 +31,7 @@ from .errors import (
     WordPressError,
     WordPressUnreachable,
 )
+from .lock import LakeLock, lake_lock
 from .probe import probe_endpoint
 from .settings import BulletinSettings
 from .source import SOURCE_NAME, api_resource_name, bulletin_source, digest_specs, envelope_resource_name
@@ -211,9 +212,11 @@ def run_pipeline(
     failed: Dict[str, WordPressError] = {}
     info: Optional[LoadInfo] = None
     session = WordPressSession(settings.http, digest_specs(settings), digest_workers(settings))
+    lock: Optional[LakeLock] = None
     try:
         pipeline = make_pipeline(settings, inserted_at)
         preflight_destination(pipeline)
+        lock = lake_lock(pipeline, settings.lock_ttl_seconds)  # before the state: a locked-out run writes nothing
         restore_state(pipeline)
         check_site(pipeline, settings)
         plans = {
@@ -251,6 +254,8 @@ def run_pipeline(
                 to_load.remove(culprit)
     finally:
         session.close()
+        if lock is not None:
+            lock.release()
 
     loaded = [e for e in settings.endpoints if e not in skipped and e not in failed]
     # the endpoints read (or failed); all of them when every one was found unchanged

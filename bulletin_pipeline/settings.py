@@ -78,6 +78,8 @@ class BulletinSettings(BaseConfiguration):
     digest_workers: Optional[int] = None
     """Processes that parse, validate and hash pages beside dlt's extract (digest.py); default one
     per CPU core but one, 0 to do that work in this process."""
+    lock_ttl_seconds: int = 1800
+    """Expiry of the lake lock (lock.py) a killed run leaves behind; a run renews it every third."""
     site_id: Optional[str] = None
     """Which site the stored state belongs to (default: base_url); a mismatch stops the run."""
     http: HttpSettings = dataclasses.field(default_factory=HttpSettings)
@@ -152,6 +154,8 @@ def validate(settings: BulletinSettings) -> None:
         parse_time(settings.load_time, "--load-time")
     if settings.overlap_seconds < 0:
         raise ConfigError(f"overlap_seconds must be >= 0, got {settings.overlap_seconds}")
+    if settings.lock_ttl_seconds < 1:
+        raise ConfigError(f"lock_ttl_seconds must be >= 1, got {settings.lock_ttl_seconds}")
     if settings.digest_workers is not None and settings.digest_workers < 0:
         raise ConfigError(f"digest_workers must be 0 or more, got {settings.digest_workers}")
     missing = [p for p in ("{table_name}", "{load_id}", "{file_id}") if p not in settings.layout]
