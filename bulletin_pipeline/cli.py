@@ -21,12 +21,13 @@ from rich.table import Table
 
 from .errors import BulletinError, EndpointsFailed
 from .pipeline import PIPELINE_NAME, RunSummary, run_pipeline
+from .redact import redact_log_records, redact_text, redact_url
 from .settings import BulletinSettings, resolve_settings
 
 EPILOG = """\
 Every option is also a dlt config key under [sources.bulletin] in .dlt/config.toml, or an
 environment variable such as SOURCES__BULLETIN__BASE_URL; flags win.
-Inspect the last run with: dlt pipeline bulletin_pipeline info | trace
+Inspect the last run with: uv run dlt pipeline bulletin_pipeline info | trace
 """
 
 
@@ -159,7 +160,7 @@ def render_summary(summary: RunSummary, console: Console) -> None:
         f"{summary.loaded} records loaded, {summary.rejected} rejected in {summary.seconds:.1f}s "
         f"({summary.requests} requests, {summary.retries} retries, {versions})"
     )
-    console.print(f"data: {summary.dataset_path}/<endpoint>/{summary.partition}/")
+    console.print(f"data: {redact_url(summary.dataset_path)}/<endpoint>/{summary.partition}/")
     for e in summary.endpoints:
         for example in e.rejected_examples:
             console.print(f"[yellow]rejected[/] {e.endpoint}: {example}", soft_wrap=True)
@@ -230,6 +231,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if argv and argv[0] == "cleanup":
         return _guarded(lambda: cleanup_main(argv[1:], Console(width=None if sys.stdout.isatty() else 160)), argv)
     args = build_parser().parse_args(argv)
+    redact_log_records()
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -270,7 +272,7 @@ def main_and_exit() -> NoReturn:
 
 
 def _guarded(run: Any, argv: Sequence[str]) -> int:
-    """Errors as one line and an exit code; the traceback only with --verbose."""
+    """Errors as one line and an exit code; the traceback only with --verbose. Both redacted."""
     verbose = "--verbose" in argv or "-v" in argv
     if not verbose:
         # dlt logs through its own logger; keep its warnings, not its per-request info lines
@@ -280,16 +282,16 @@ def _guarded(run: Any, argv: Sequence[str]) -> int:
         return int(run())
     except BulletinError as exc:
         if verbose:
-            traceback.print_exc()  # plain: rich's renderer crawls dlt's deep exception chains
-        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            sys.stderr.write(redact_text(traceback.format_exc()))  # plain: rich crawls dlt's deep chains
+        err.print(f"[red]error:[/] {redact_text(str(exc))}", highlight=False, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         err.print("interrupted: nothing after the last committed load was written; run again to resume")
         return 130
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if verbose:
-            traceback.print_exc()  # plain: rich's renderer crawls dlt's deep exception chains
-        first = (str(exc).strip().splitlines() or [""])[0]
+            sys.stderr.write(redact_text(traceback.format_exc()))  # plain: rich crawls dlt's deep chains
+        first = redact_text((str(exc).strip().splitlines() or [""])[0])
         err.print(f"[red]error:[/] {type(exc).__name__}: {first} (run with --verbose for details)", soft_wrap=True)
         return 1
 

@@ -33,6 +33,7 @@ from .errors import (
 )
 from .lock import LakeLock, lake_lock
 from .probe import probe_endpoint
+from .redact import without_credentials
 from .settings import BulletinSettings
 from .source import SOURCE_NAME, api_resource_name, bulletin_source, digest_specs, envelope_resource_name
 from .transport import WordPressSession
@@ -186,12 +187,13 @@ def stored_site(pipeline: dlt.Pipeline) -> Optional[str]:
 def check_site(pipeline: dlt.Pipeline, settings: BulletinSettings) -> None:
     """Cursors are only meaningful for the site that produced them: reusing, say, the demo's
     cursor against the real catalog would silently skip every record older than it."""
-    site = stored_site(pipeline)
+    # states written before credentials were kept out of the site id hold them: same site
+    site = without_credentials(stored_site(pipeline) or "")
     if site and site != settings.site_id:
         raise ConfigError(
             f"the stored state of pipeline {PIPELINE_NAME} belongs to {site!r}, not {settings.site_id!r}; "
             "use another --bucket-url and --pipelines-dir for this site, or reset the old state with "
-            f"`dlt pipeline {PIPELINE_NAME} drop --drop-all` (and remove its lake folder)"
+            f"`uv run dlt pipeline {PIPELINE_NAME} drop --drop-all` (and remove its lake folder)"
         )
 
 

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional
 from urllib.parse import urlencode
 
+import requests
+
 from .settings import BulletinSettings
-from .transport import HttpxAdapter
+from .transport import HttpxAdapter, site_auth
 from .window import WindowPlan, version_of
 
 PROBE_PAGE = 100
@@ -48,7 +50,8 @@ def probe_endpoint(
         **(collection.params or {}),
     }
     url = f"{settings.base_url}{collection.path or endpoint}?{urlencode(params)}"
-    response = adapter.fetch(url, {}).response
+    request = requests.Request("GET", url, auth=site_auth(settings.http)).prepare()  # Authorization, if any
+    response = adapter.fetch(url, {k: str(v) for k, v in request.headers.items()}).response
     records: List[dict] = [r for r in json.loads(response.content) if isinstance(r, dict)]
     total = int(response.headers.get("X-WP-Total", len(records)) or 0)
     unseen = [r for r in records if (written or {}).get(str(r.get("id"))) != version_of(r)]

@@ -13,12 +13,16 @@ import dataclasses
 import datetime as dt
 import re
 from typing import Any, Dict, List, Optional
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import dlt
 from dlt.common.configuration import configspec, resolve_configuration
 from dlt.common.configuration.specs import BaseConfiguration
+from dlt.common.configuration.utils import get_resolved_traces
+from dlt.common.typing import TSecretStrValue
 
 from .errors import ConfigError
+from .redact import redact_url, redact_value, without_credentials
 
 SECTIONS = ("sources", "bulletin")
 DEFAULT_BUCKET_URL = "."  # the lake is {bucket_url}/{dataset_name}: ./bulletin_raw/
@@ -42,6 +46,10 @@ class HttpSettings(BaseConfiguration):
     backoff_max: float = 60.0
     verify: Optional[str] = None
     """`None` verifies TLS with the system CAs; a path uses that CA bundle; "false" disables."""
+    username: Optional[str] = None
+    password: Optional[TSecretStrValue] = None
+    """HTTP Basic credentials (e.g. a WordPress application password); secrets.toml or env only.
+    A base_url's `user:pass@` lands here, so dlt never sees credentials in a URL."""
 
 
 @configspec
@@ -84,6 +92,9 @@ class BulletinSettings(BaseConfiguration):
     """Which site the stored state belongs to (default: base_url); a mismatch stops the run."""
     http: HttpSettings = dataclasses.field(default_factory=HttpSettings)
     collections: Optional[Dict[str, Any]] = None
+    params: Optional[Dict[str, Any]] = None
+    """Query parameters sent to every collection (e.g. a gateway's api_key); a base_url's query
+    lands here."""
 
     def on_resolved(self) -> None:
         if self.bucket_url is None:
@@ -98,7 +109,8 @@ class BulletinSettings(BaseConfiguration):
             raise ConfigError(
                 f"collections.{name}: unknown key(s) {', '.join(sorted(unknown))}; allowed: path, incremental, params"
             )
-        return CollectionSettings(**raw)
+        params = {**(self.params or {}), **(raw.get("params") or {})}
+        return CollectionSettings(**{**raw, "params": params or None})
 
 
 def resolve_settings(**overrides: Any) -> BulletinSettings:
@@ -113,6 +125,11 @@ def resolve_settings(**overrides: Any) -> BulletinSettings:
         for key, value in http_overrides.items():
             setattr(settings.http, key, value)
     validate(settings)
+    # dlt's run trace keeps the config values resolved so far (a base_url from the environment
+    # with its user:pass@): they stay there, redacted
+    traces = get_resolved_traces()
+    for log in (traces.resolved_traces, traces.all_traces):
+        log[:] = [t._replace(value=redact_value(t.value)) for t in log]
     return settings
 
 
@@ -123,15 +140,27 @@ def validate(settings: BulletinSettings) -> None:
             "base_url is not set: pass --base-url https://site/wp-json/wp/v2/ (or --demo), "
             "or set sources.bulletin.base_url in .dlt/config.toml / SOURCES__BULLETIN__BASE_URL"
         )
-    if not re.match(r"^https?://[^/\s]+", settings.base_url):
+    try:
+        if not re.match(r"^https?://[^/\s]+", settings.base_url):
+            raise ValueError
+        scheme, netloc, path, query, _ = urlsplit(settings.base_url)
+    except ValueError:
         raise ConfigError(
-            f"base_url {settings.base_url!r} is not an http(s) URL; "
+            f"base_url {redact_url(settings.base_url)!r} is not an http(s) URL; "
             "expected the REST base, e.g. https://www.example.edu/wp-json/wp/v2/"
-        )
-    if not settings.base_url.endswith("/"):
-        settings.base_url += "/"
-    if not settings.site_id:
-        settings.site_id = settings.base_url
+        ) from None
+    # credentials go to the Authorization header and the query to every request's params: the
+    # base_url dlt, its trace and the stored state see carries neither
+    if "@" in netloc:
+        userinfo, _, netloc = netloc.rpartition("@")
+        username, _, password = userinfo.partition(":")
+        settings.http.username, settings.http.password = unquote(username), unquote(password)
+    if query:
+        settings.params = {**(settings.params or {}), **dict(parse_qsl(query, keep_blank_values=True))}
+    settings.base_url = urlunsplit((scheme, netloc, path if path.endswith("/") else path + "/", "", ""))
+    settings.site_id = without_credentials(settings.site_id or settings.base_url)
+    if settings.http.password and not settings.http.username:
+        raise ConfigError("http.password is set but http.username is not; set both (or user:pass@ in base_url)")
     if isinstance(settings.endpoints, str):
         settings.endpoints = [e for e in settings.endpoints.split(",")]
     settings.endpoints = [e.strip() for e in settings.endpoints if e and e.strip()]

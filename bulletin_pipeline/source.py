@@ -23,7 +23,7 @@ from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 from .digest import DigestSpec
 from .envelope import REJECTED_TABLE, Envelope
 from .settings import BulletinSettings
-from .transport import WordPressSession
+from .transport import WordPressSession, site_auth
 from .window import WindowPlan, WrittenVersions, incremental_config, ledger_horizon, run_memory
 from .wordpress import OverlappingWindowPaginator, ProgressCallback
 
@@ -93,7 +93,8 @@ def build_rest_api_config(
             endpoint_config["incremental"] = incremental
         resources.append({"name": api_resource_name(endpoint), "endpoint": endpoint_config})
     return {
-        "client": {"base_url": settings.base_url or "", "session": session},
+        # credentials as rest_api's auth (masked in its config): requests sends the header
+        "client": {"base_url": settings.base_url or "", "session": session, "auth": site_auth(settings.http)},
         "resource_defaults": {"write_disposition": "append", "max_table_nesting": 0},
         "resources": resources,
     }

@@ -31,11 +31,13 @@ from urllib.parse import urlsplit
 import httpx
 import requests
 import tenacity
+from dlt.sources.helpers.rest_client.auth import HttpBasicAuth
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
 from .digest import DigestSpec, PageColumns, digest_page, page_table, warm_up
 from .errors import WordPressError, WordPressUnreachable
+from .redact import redact_url
 from .settings import HttpSettings
 
 log = logging.getLogger(__name__)
@@ -165,7 +167,7 @@ class HttpxAdapter(BaseAdapter):
             raise _unreachable(url, exc, retrying.statistics.get("attempt_number", 1)) from exc
         attempts = retrying.statistics.get("attempt_number", 1)
         answer = Answer(response, attempts)
-        check_answer(url, answer)
+        check_answer(url, answer, authenticated=any(k.lower() == "authorization" for k in headers))
         return answer
 
     def _get(self, url: str, headers: Dict[str, str]) -> Reply:
@@ -247,8 +249,19 @@ class WordPressSession(requests.Session):
         self.adapter.close()
 
 
-def check_answer(url: str, answer: Answer) -> None:
+def site_auth(http: HttpSettings) -> Optional[HttpBasicAuth]:
+    """rest_api's HTTP Basic auth for the configured credentials (None without a username).
+
+    Marked resolved: dlt would otherwise look `username`/`password` up again in its providers,
+    where a USERNAME environment variable of the machine would win over ours."""
+    if not http.username:
+        return None
+    return HttpBasicAuth(username=http.username, password=http.password or "").resolve()
+
+
+def check_answer(url: str, answer: Answer, authenticated: bool = False) -> None:
     """Raise a one-line WordPressError for anything that is not a JSON list page."""
+    url = redact_url(url)
     response = answer.response
     content_type = response.headers.get("content-type", "")
     body = response.content.lstrip()
@@ -258,8 +271,10 @@ def check_answer(url: str, answer: Answer) -> None:
         if code == "rest_no_route":
             collection = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
             hint = f"the collection {collection!r} does not exist on this site; check endpoints and base_url"
+        elif status in (401, 403) and authenticated:
+            hint = "the site refused the credentials; check sources.bulletin.http.username and password"
         elif status in (401, 403):
-            hint = "the collection needs authentication, which anonymous requests do not have"
+            hint = "the collection needs authentication: set sources.bulletin.http.username and password"
         elif code:
             hint = message or "the site rejected the request"
         elif status >= 500 or status == 429:
@@ -292,10 +307,11 @@ class WordPressResponse(requests.Response):
         try:
             return page_table(self.digested.result())
         except ValueError as exc:
+            url = redact_url(str(self.url))
             raise WordPressError(
-                f"GET {self.url} answered a broken page ({exc}); the site or a proxy sent it, run again "
+                f"GET {url} answered a broken page ({exc}); the site or a proxy sent it, run again "
                 "(nothing was committed)",
-                url=str(self.url),
+                url=url,
                 status=self.status_code,
             ) from exc
 
@@ -369,7 +385,8 @@ def _describe(exc: Optional[BaseException]) -> str:
 
 
 def _unreachable(url: str, exc: BaseException, attempts: int) -> WordPressUnreachable:
-    host = urlsplit(url).netloc
+    url = redact_url(url)
+    host = urlsplit(url).netloc.rpartition("@")[2]
     return WordPressUnreachable(
         f"cannot reach {host}: {_describe(exc)} (after {attempts} attempt(s), GET {url}); "
         "check base_url and that the site is up",
