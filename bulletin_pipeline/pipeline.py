@@ -71,10 +71,10 @@ class RunSummary:
         return sum(e.loaded for e in self.endpoints)
 
 
-def make_pipeline(settings: BulletinSettings, now: Optional[dt.datetime] = None) -> dlt.Pipeline:
+def make_pipeline(settings: BulletinSettings) -> dlt.Pipeline:
     return dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
-        destination=make_destination(settings, now or dt.datetime.now(dt.UTC)),
+        destination=make_destination(settings),
         dataset_name=DATASET_NAME,
         pipelines_dir=settings.pipelines_dir,  # type: ignore[arg-type]
     )
@@ -197,7 +197,7 @@ def run_pipeline(
     skipped: Dict[str, str] = {}
     session = WordPressSession(settings.http, digest_specs(settings), digest_workers(settings))
     try:
-        pipeline = make_pipeline(settings, inserted_at)
+        pipeline = make_pipeline(settings)
         preflight_destination(pipeline)
         restore_state(pipeline)
         check_site(pipeline, settings)
