@@ -127,9 +127,13 @@ class ProgressView:
 
 
 def render_summary(summary: RunSummary, console: Console) -> None:
+    if summary.removed:
+        console.print(f"removed {len(summary.removed)} file(s) of loads that never completed", highlight=False)
+    if summary.resumed:
+        console.print(summary.resumed.describe(), highlight=False)
     if summary.load_id is None and summary.skipped and len(summary.skipped) == len(summary.endpoints):
         since = ", ".join(f"{e.endpoint}: {e.cursor_before}" for e in summary.endpoints)
-        console.print(f"no changes since {since}; nothing loaded")
+        console.print(f"no changes since {since}; nothing {'new ' if summary.resumed else ''}loaded")
         return
     table = Table(title=f"{summary.pipeline_name}: load {summary.load_id or '(nothing new)'}", title_justify="left")
     for column in ("endpoint", "mode", "loaded", "rejected", "files", "cursor before", "cursor after"):

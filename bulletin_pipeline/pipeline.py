@@ -6,19 +6,20 @@ turns flags into settings and renders the summary.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import os
 import posixpath
 import time
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from dataclasses import dataclass, field, replace
+from typing import Any, Dict, Iterator, List, Optional
 
 import dlt
 from dlt.common.pipeline import LoadInfo
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from . import retention
+from . import recovery, retention
 from .destination import DATASET_NAME, configure_arrow_memory, configure_parquet, make_destination, partition_datetime
 from .envelope import REJECTED_TABLE, Envelope
 from .errors import BulletinError, ConfigError, DestinationError, RejectedRecords
@@ -49,7 +50,9 @@ class EndpointSummary:
 
 @dataclass
 class RunSummary:
-    """What a run did; `skipped` lists endpoints --if-changed found unchanged (with the reason)."""
+    """What a run did; `skipped` lists endpoints --if-changed found unchanged (with the reason),
+    `resumed` the load an earlier run left that this one finished first, `removed` the lake files
+    of loads that never completed, removed before it."""
 
     pipeline_name: str
     dataset_path: str
@@ -61,6 +64,8 @@ class RunSummary:
     retries: int
     http_versions: Dict[str, int]
     skipped: Dict[str, str] = field(default_factory=dict)
+    resumed: Optional[recovery.ResumedLoad] = None
+    removed: List[str] = field(default_factory=list)
 
     @property
     def rejected(self) -> int:
@@ -68,7 +73,8 @@ class RunSummary:
 
     @property
     def loaded(self) -> int:
-        return sum(e.loaded for e in self.endpoints)
+        """Records this run wrote, those of a resumed load included."""
+        return sum(e.loaded for e in self.endpoints) + (self.resumed.loaded if self.resumed else 0)
 
 
 def make_pipeline(settings: BulletinSettings) -> dlt.Pipeline:
@@ -199,8 +205,11 @@ def run_pipeline(
     try:
         pipeline = make_pipeline(settings)
         preflight_destination(pipeline)
+        removed = recovery.remove_incomplete_loads(pipeline)
         restore_state(pipeline)
         check_site(pipeline, settings)
+        with _dlt_step(pipeline):
+            resumed = recovery.finish_pending(pipeline)
         plans = {
             endpoint: plan_window(
                 endpoint, settings, stored_cursor(pipeline, endpoint), settings.collection(endpoint).incremental
@@ -215,11 +224,14 @@ def run_pipeline(
                 if not result.changed:
                     skipped[endpoint] = result.reason
             if len(skipped) == len(settings.endpoints):
-                return _nothing_to_do(pipeline, settings, plans, skipped, session, started)
+                nothing = _nothing_to_do(pipeline, settings, plans, skipped, session, started)
+                return replace(nothing, resumed=resumed, removed=removed)
             settings = copy.copy(settings)  # the caller's settings stay as they were
             settings.endpoints = [e for e in settings.endpoints if e not in skipped]
         source = bulletin_source(settings, plans, session, inserted_at, envelopes, paginators, progress=progress)
-        info = _run(pipeline, source)
+        with _dlt_step(pipeline):
+            info = pipeline.run(source, loader_file_format="parquet")
+        info.raise_on_failed_jobs()
     finally:
         session.close()
 
@@ -254,6 +266,8 @@ def run_pipeline(
         retries=session.stats.retries,
         http_versions=dict(session.stats.http_versions),
         skipped=skipped,
+        resumed=resumed,
+        removed=removed,
     )
     if settings.strict and run.rejected:
         raise RejectedRecords(
@@ -326,19 +340,23 @@ def cleanup_partitions(
     return expired
 
 
-def _run(pipeline: dlt.Pipeline, source: Any) -> LoadInfo:
+@contextlib.contextmanager
+def _dlt_step(pipeline: dlt.Pipeline) -> Iterator[None]:
+    """dlt's step failures as one-line errors; a load that failed while this process lives leaves
+    no partial file in the lake (its jobs are written again by the next run)."""
     try:
-        info = pipeline.run(source, loader_file_format="parquet")
+        yield
     except PipelineStepFailed as exc:
         cause = _find_cause(exc)
+        step = exc.step
+        if step == "load":
+            with contextlib.suppress(Exception):  # the destination may be what failed
+                recovery.remove_incomplete_loads(pipeline)
         if isinstance(cause, BulletinError):
             raise cause from exc
-        step = exc.step
         if step == "load" or step == "sync":
             raise DestinationError(f"writing to the destination failed ({step}): {_first_line(cause)}") from exc
         raise BulletinError(f"{step} step failed: {_first_line(cause)}") from exc
-    info.raise_on_failed_jobs()
-    return info
 
 
 def _find_cause(exc: BaseException) -> BaseException:
