@@ -128,10 +128,14 @@ class ProgressView:
 
 
 def render_summary(summary: RunSummary, console: Console) -> None:
+    if summary.removed:
+        console.print(f"removed {len(summary.removed)} file(s) of loads that never completed", highlight=False)
+    if summary.resumed:
+        console.print(summary.resumed.describe(), highlight=False)
     if summary.load_id is None and summary.skipped and len(summary.skipped) == len(summary.endpoints):
         for endpoint, reason in summary.skipped.items():
             console.print(f"{endpoint}: {reason}", highlight=False)
-        console.print("nothing loaded")
+        console.print(f"nothing {'new ' if summary.resumed else ''}loaded")
         return
     table = Table(title=f"{summary.pipeline_name}: load {summary.load_id or '(nothing new)'}", title_justify="left")
     for column in ("endpoint", "mode", "loaded", "rejected", "files", "cursor before", "cursor after"):

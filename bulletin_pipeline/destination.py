@@ -2,8 +2,9 @@
 
 The lake is `{bucket_url}/{dataset_name}/`; dlt's own bookkeeping (`_dlt_loads`,
 `_dlt_pipeline_state`, `_dlt_version`) lives beside the collection folders and ignores the
-layout. Partition values come from one timestamp per run (`current_datetime`), so every file of a
-run lands in the same `load_date=/load_time=` folder, overridable with --load-date/--load-time.
+layout. Partition values come from one timestamp per run, overridable with --load-date/--load-time,
+pinned in the run's load package at extract: every file of a package lands in the same
+`load_date=/load_time=` folder, however often and by whichever later run it is loaded (recovery.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Optional
 import pendulum
 from dlt.destinations import filesystem
 
+from .recovery import package_partition
 from .settings import BulletinSettings, parse_date, parse_time
 
 DATASET_NAME = "bulletin_raw"
@@ -39,12 +41,12 @@ def normalized_bucket_url(bucket_url: str) -> str:
     return os.path.abspath(bucket_url)
 
 
-def make_destination(settings: BulletinSettings, now: dt.datetime, bucket_url: Optional[str] = None) -> filesystem:
+def make_destination(settings: BulletinSettings, bucket_url: Optional[str] = None) -> filesystem:
     assert settings.bucket_url is not None
     return filesystem(
         bucket_url=normalized_bucket_url(bucket_url or settings.bucket_url),
         layout=settings.layout,
-        current_datetime=partition_datetime(settings, now),
+        current_datetime=package_partition,
     )
 
 

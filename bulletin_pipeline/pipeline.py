@@ -6,20 +6,21 @@ turns flags into settings and renders the summary.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import os
 import posixpath
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 from urllib.parse import urlsplit
 
 import dlt
 from dlt.common.pipeline import LoadInfo
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from . import retention
+from . import recovery, retention
 from .destination import DATASET_NAME, configure_arrow_memory, configure_parquet, make_destination, partition_datetime
 from .envelope import REJECTED_TABLE, Envelope
 from .errors import (
@@ -61,7 +62,9 @@ class EndpointSummary:
 
 @dataclass
 class RunSummary:
-    """What a run did; `skipped` lists endpoints --if-changed found unchanged (with the reason)."""
+    """What a run did; `skipped` lists endpoints --if-changed found unchanged (with the reason),
+    `resumed` the load an earlier run left that this one finished first, `removed` the lake files
+    of loads that never completed, removed before it."""
 
     pipeline_name: str
     dataset_path: str
@@ -74,6 +77,8 @@ class RunSummary:
     http_versions: Dict[str, int]
     skipped: Dict[str, str] = field(default_factory=dict)
     failed: Dict[str, str] = field(default_factory=dict)
+    resumed: Optional[recovery.ResumedLoad] = None
+    removed: List[str] = field(default_factory=list)
 
     @property
     def rejected(self) -> int:
@@ -81,13 +86,14 @@ class RunSummary:
 
     @property
     def loaded(self) -> int:
-        return sum(e.loaded for e in self.endpoints)
+        """Records this run wrote, those of a resumed load included."""
+        return sum(e.loaded for e in self.endpoints) + (self.resumed.loaded if self.resumed else 0)
 
 
-def make_pipeline(settings: BulletinSettings, now: Optional[dt.datetime] = None) -> dlt.Pipeline:
+def make_pipeline(settings: BulletinSettings) -> dlt.Pipeline:
     return dlt.pipeline(
         pipeline_name=PIPELINE_NAME,
-        destination=make_destination(settings, now or dt.datetime.now(dt.UTC)),
+        destination=make_destination(settings),
         dataset_name=DATASET_NAME,
         pipelines_dir=settings.pipelines_dir,  # type: ignore[arg-type]
     )
@@ -216,11 +222,14 @@ def run_pipeline(
     session = WordPressSession(settings.http, digest_specs(settings), digest_workers(settings))
     lock: Optional[LakeLock] = None
     try:
-        pipeline = make_pipeline(settings, inserted_at)
+        pipeline = make_pipeline(settings)
         preflight_destination(pipeline)
         lock = lake_lock(pipeline, settings.lock_ttl_seconds)  # before the state: a locked-out run writes nothing
+        removed = recovery.remove_incomplete_loads(pipeline)
         restore_state(pipeline)
         check_site(pipeline, settings)
+        with _dlt_step(pipeline):
+            resumed = recovery.finish_pending(pipeline)
         plans = {
             endpoint: plan_window(
                 endpoint, settings, stored_cursor(pipeline, endpoint), settings.collection(endpoint).incremental
@@ -246,7 +255,9 @@ def run_pipeline(
             paginators.clear()
             source = bulletin_source(run_settings, plans, session, inserted_at, envelopes, paginators, progress)
             try:
-                info = _run(pipeline, source)
+                with _dlt_step(pipeline):
+                    info = pipeline.run(source, loader_file_format="parquet")
+                info.raise_on_failed_jobs()
                 break
             except WordPressError as exc:
                 culprit = _endpoint_of(exc, run_settings)
@@ -266,6 +277,7 @@ def run_pipeline(
     run.partition = partition_datetime(settings, inserted_at).strftime(PARTITION_FORMAT) if info else ""
     run.skipped = skipped
     run.failed = {endpoint: str(exc) for endpoint, exc in failed.items()}
+    run.resumed, run.removed = resumed, removed
     if failed:
         if not loaded:
             raise next(iter(failed.values()))
@@ -363,19 +375,23 @@ def cleanup_partitions(
     return expired
 
 
-def _run(pipeline: dlt.Pipeline, source: Any) -> LoadInfo:
+@contextlib.contextmanager
+def _dlt_step(pipeline: dlt.Pipeline) -> Iterator[None]:
+    """dlt's step failures as one-line errors; a load that failed while this process lives leaves
+    no partial file in the lake (its jobs are written again by the next run)."""
     try:
-        info = pipeline.run(source, loader_file_format="parquet")
+        yield
     except PipelineStepFailed as exc:
         cause = _find_cause(exc)
+        step = exc.step
+        if step == "load":
+            with contextlib.suppress(Exception):  # the destination may be what failed
+                recovery.remove_incomplete_loads(pipeline)
         if isinstance(cause, BulletinError):
             raise cause from exc
-        step = exc.step
         if step == "load" or step == "sync":
             raise DestinationError(f"writing to the destination failed ({step}): {_first_line(cause)}") from exc
         raise BulletinError(f"{step} step failed: {_first_line(cause)}") from exc
-    info.raise_on_failed_jobs()
-    return info
 
 
 def _find_cause(exc: BaseException) -> BaseException:

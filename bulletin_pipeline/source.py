@@ -20,8 +20,10 @@ from dlt.extract.resource import DltResource
 from dlt.sources.helpers.rest_client.utils import join_url
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 
+from .destination import partition_datetime
 from .digest import DigestSpec
 from .envelope import REJECTED_TABLE, Envelope
+from .recovery import pin_partition
 from .settings import BulletinSettings
 from .transport import WordPressSession, site_auth
 from .window import WindowPlan, WrittenVersions, incremental_config, ledger_horizon, run_memory
@@ -150,6 +152,7 @@ def bulletin_source(
             api_resources[api_resource_name(endpoint)], endpoint, plans[endpoint], settings, inserted_at, envelopes
         )
     yield _site_marker(settings.site_id or settings.base_url or "")
+    yield pin_partition(partition_datetime(settings, inserted_at))
 
 
 def _site_marker(site_id: str) -> DltResource:

@@ -15,6 +15,7 @@ import os
 import pathlib
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from bulletin_pipeline.pipeline import PIPELINE_NAME, cleanup_partitions
 from tests.simulator import Site, seed_site
 
 from .conftest import CLOCK, Lake, assert_lake_has
+from .test_recovery import assert_every_version_once, kill_during_load
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "bulletin_pipeline" / "run.py"
@@ -424,6 +426,26 @@ def test_wiped_runner_with_if_changed_and_no_edits_writes_nothing(s3lake: S3Lake
     assert set(summary.skipped) == {"pages", "media"}, summary.skipped
     assert all(e.mode == "unchanged" for e in summary.endpoints)
     assert s3lake.moto.objects(s3lake.bucket_name) == objects, "no new (or rewritten) objects"
+
+
+def test_a_fresh_runner_after_a_kill_during_load_to_s3_writes_every_version_once(
+    s3lake: S3Lake, site: Site, tmp_path: pathlib.Path
+):
+    args = ["--base-url", s3lake.server.base_url, "--bucket-url", s3lake.url]
+    args += ["--pipelines-dir", str(s3lake.pipelines_dir)]
+    code = kill_during_load(args, tmp_path, lambda: bool(s3lake.parquet_keys("pages")))
+    assert code == -signal.SIGKILL
+    left = sorted(k for k in s3lake.objects() if k.endswith(".parquet"))
+    assert left and not s3lake.objects("_dlt_loads/"), "the kill should land inside the load step"
+    shutil.rmtree(s3lake.pipelines_dir)  # a fresh runner, as on CI
+    rerun = run_script(*args, cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    keys = sorted(k for k in s3lake.objects() if k.endswith(".parquet"))
+    assert not set(left) & set(keys)
+    fs = s3lake.moto.filesystem()
+    assert all(pq.read_table(f"{s3lake.bucket_name}/{key}", filesystem=fs).num_rows for key in keys)
+    assert_every_version_once(s3lake, site)
+    assert f"removed {len(left)} file(s) of loads that never completed" in rerun.stdout, rerun.stdout
 
 
 # -- 5. dlt's own CLI on an S3 run ------------------------------------------------------------

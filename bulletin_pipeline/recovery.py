@@ -1,0 +1,207 @@
+"""Crash recovery: what a run killed between or inside dlt's steps left behind, made whole.
+
+dlt keeps a run's work as a load package: extracted, then normalized, then loaded file by file,
+and a load counts only once `_dlt_loads/<schema>__<load_id>.jsonl` is written (the cursor and
+written-versions ledger are committed in the same step). A crash leaves one of these:
+
+* a package on this runner that was never (fully) loaded: the next run finishes it before it
+  probes or extracts anything, so the state it trusts is the lake's (`finish_pending`). Its files
+  land where they would have: the partition is pinned in the package at extract (`pin_partition`)
+  and the destination reads it back for every file it writes (`package_partition`);
+* files in the lake of a load that never completed, with no package left to finish (a fresh CI
+  runner, or jobs dlt will write again): they are removed before the run (`remove_incomplete_loads`),
+  and the records are read again from the restored state, which predates them;
+* a kill inside normalize's commit (the package renamed into the load folder, its extracted copy
+  not yet deleted), which failed every later normalize with "Directory not empty":
+  `repair_normalize_commit` keeps the complete normalized copy, or names the command that resolves it.
+
+What a reader can still see: on local disk dlt copies a file in place, so between a kill (or a
+full disk that also stops this process) and the next run a partial Parquet file can sit in the
+lake; a run that survives its failed load removes it at once, the next run in any case. On S3 an
+object appears whole or not at all, but files of a load that never completed stay visible until
+the next run removes them or writes them again.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Pattern, Set, cast
+
+import dlt
+import pendulum
+import pyarrow.parquet as pq
+from dlt.common.schema.typing import LOADS_TABLE_NAME, PIPELINE_STATE_TABLE_NAME, VERSION_TABLE_NAME
+from dlt.common.storages import LoadStorage, NormalizeStorage, NormalizeStorageConfiguration
+from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
+from dlt.common.time import ensure_pendulum_datetime
+from dlt.extract.resource import DltResource
+
+from .envelope import REJECTED_TABLE
+from .errors import BulletinError
+
+PARTITION_KEY = "bulletin_partition"
+PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+@dataclass
+class ResumedLoad:
+    """A load an earlier run left pending that this run finished: rows per table."""
+
+    load_ids: List[str]
+    records: Dict[str, int] = field(default_factory=dict)
+
+    @property
+    def loaded(self) -> int:
+        return sum(n for table, n in self.records.items() if table != REJECTED_TABLE)
+
+    def describe(self) -> str:
+        counts = ", ".join(f"{n} in {table}" for table, n in sorted(self.records.items())) or "no records"
+        return f"finished a load left by an earlier run ({', '.join(self.load_ids)}): {counts}"
+
+
+def pin_partition(moment: pendulum.DateTime) -> DltResource:
+    """A resource that stores the run's partition time in the package being extracted."""
+
+    @dlt.resource(name="partition_pin")
+    def partition_pin() -> Any:
+        cast(Dict[str, Any], dlt.current.load_package_state()["state"])[PARTITION_KEY] = moment.isoformat()
+        yield from ()
+
+    return partition_pin
+
+
+def package_partition() -> pendulum.DateTime:
+    """The filesystem destination's `current_datetime`: the partition pinned in the package being
+    loaded, else the package's creation time, else now; the same paths on every retry."""
+    try:
+        state = cast(Dict[str, Any], dlt.current.load_package_state()["state"])
+    except CurrentLoadPackageStateNotAvailable:
+        return pendulum.now("UTC")
+    moment = state.get(PARTITION_KEY) or state.get("created_at")
+    return ensure_pendulum_datetime(moment, pendulum.UTC) if moment else pendulum.now("UTC")
+
+
+def finish_pending(pipeline: dlt.Pipeline) -> Optional[ResumedLoad]:
+    """Normalize and load what an earlier run left on this runner (None when nothing was left)."""
+    repair_normalize_commit(pipeline)
+    if not pipeline.has_pending_data:
+        return None
+    if pipeline.list_extracted_load_packages():
+        pipeline.normalize()
+    resumed = ResumedLoad(list(pipeline.list_normalized_load_packages()))
+    for load_id in resumed.load_ids:
+        jobs = pipeline.get_load_package_info(load_id).jobs
+        for job in [j for state in ("new_jobs", "started_jobs", "completed_jobs") for j in jobs.get(state, [])]:
+            table = job.job_file_info.table_name
+            if not table.startswith("_dlt") and job.file_path.endswith(".parquet"):
+                resumed.records[table] = resumed.records.get(table, 0) + pq.read_metadata(job.file_path).num_rows
+    info = pipeline.load()
+    if info is not None:
+        info.raise_on_failed_jobs()
+    return resumed
+
+
+def reset_command(pipeline: dlt.Pipeline) -> str:
+    """dlt's command that drops the local state and packages and restores the state from the lake
+    (dlt's `drop-pending-packages`/`abort-packages` need a whole package to abort)."""
+    bucket = shlex.quote(pipeline.destination.config_params.get("bucket_url", ""))  # type: ignore[union-attr]
+    return (
+        f"DESTINATION__FILESYSTEM__BUCKET_URL={bucket} uv run dlt pipeline "
+        f"--pipelines-dir {shlex.quote(pipeline.pipelines_dir)} {pipeline.pipeline_name} sync"
+    )
+
+
+def repair_normalize_commit(pipeline: dlt.Pipeline) -> None:
+    """A package both extracted and normalized was killed in normalize's commit: the rename into
+    the load folder is atomic, so the normalized copy is whole and the extracted one goes. A copy
+    still in the load folder's `new` (a fallback rename cut short) means no copy is known whole."""
+    doubled = set(pipeline.list_extracted_load_packages()) & set(pipeline.list_normalized_load_packages())
+    if not doubled:
+        return
+    new_folder = os.path.join(pipeline.working_dir, "load", LoadStorage.NEW_PACKAGES_FOLDER)
+    unsure = sorted(load_id for load_id in doubled if os.path.exists(os.path.join(new_folder, load_id)))
+    if unsure:
+        raise BulletinError(
+            f"load package {unsure[0]} was cut off while dlt committed it and no copy of it is known to be "
+            f"complete; drop it and take the state from the lake with `{reset_command(pipeline)}`, then run again "
+            "(its records are read again from the lake's cursor)"
+        )
+    extracted = NormalizeStorage(
+        False, NormalizeStorageConfiguration(normalize_volume_path=os.path.join(pipeline.working_dir, "normalize"))
+    ).extracted_packages
+    for load_id in sorted(doubled):
+        extracted.delete_package(load_id)
+
+
+def remove_incomplete_loads(pipeline: dlt.Pipeline) -> List[str]:
+    """Remove the lake's files of loads without a `_dlt_loads` entry, except those the next load
+    of a package pending on this runner keeps (its completed and started jobs); returns the paths.
+
+    Files are recognised by the `{load_id}` (and `{file_id}`) in the layout; a layout without
+    `{load_id}` leaves data files alone. Only under the lake lock: a load in flight has no entry yet."""
+    repair_normalize_commit(pipeline)  # the pending packages are read below
+    pending = {load_id: _kept_file_ids(pipeline, load_id) for load_id in pipeline.list_normalized_load_packages()}
+    with pipeline.destination_client() as client:
+        fs = client.fs_client  # type: ignore[attr-defined]
+        dataset = client.dataset_path.rstrip("/")  # type: ignore[attr-defined]
+        if not fs.isdir(dataset):
+            return []
+        loads = posixpath.join(dataset, LOADS_TABLE_NAME)
+        completed = {_dlt_file_load_id(path) for path in fs.ls(loads, detail=False)} if fs.isdir(loads) else set()
+        data_file = _file_pattern(client.config.layout)  # type: ignore[attr-defined]
+        doomed: List[str] = []
+        for path in fs.find(dataset):
+            relative = path[len(dataset) :].lstrip("/") if path.startswith(dataset) else path
+            top = relative.split("/", 1)[0]
+            if top in (LOADS_TABLE_NAME, VERSION_TABLE_NAME) or "/" not in relative:
+                continue
+            if top == PIPELINE_STATE_TABLE_NAME:
+                load_id, file_id = _dlt_file_load_id(path), None
+            else:
+                match = data_file.fullmatch(relative) if data_file else None
+                if match is None:
+                    continue
+                load_id, file_id = match["load_id"], match.groupdict().get("file_id")
+            if load_id in completed or (load_id in pending and (file_id is None or file_id in pending[load_id])):
+                continue
+            doomed.append(path)
+        if doomed:
+            fs.rm(doomed)
+        return doomed
+
+
+def _kept_file_ids(pipeline: dlt.Pipeline, load_id: str) -> Set[str]:
+    """File ids whose lake files the next load of a pending package relies on or rewrites itself."""
+    jobs = pipeline.get_load_package_info(load_id).jobs
+    return {j.job_file_info.file_id for state in ("completed_jobs", "started_jobs") for j in jobs.get(state, [])}
+
+
+def _dlt_file_load_id(path: str) -> Optional[str]:
+    """`<name>__<load_id>[__<hash>].jsonl`, dlt's names in `_dlt_loads` and `_dlt_pipeline_state`."""
+    parts = posixpath.splitext(posixpath.basename(path))[0].split("__")
+    return parts[1] if len(parts) >= 2 else None
+
+
+def _file_pattern(layout: str) -> Optional[Pattern[str]]:
+    """A regex for the paths (under the dataset) dlt makes from `layout`, capturing `load_id` and
+    `file_id`; None when the layout has no `{load_id}`."""
+    if "{load_id}" not in layout:
+        return None
+    if "{ext}" not in layout:
+        layout += ".{ext}"  # as dlt does
+    parts, seen, position = [], set(), 0
+    for placeholder in PLACEHOLDER.finditer(layout):
+        parts.append(re.escape(layout[position : placeholder.start()]))
+        name = placeholder.group(1)
+        if name in ("load_id", "file_id") and name not in seen:
+            seen.add(name)
+            parts.append(r"(?P<load_id>\d+\.\d+)" if name == "load_id" else r"(?P<file_id>[^/.]+)")
+        else:
+            parts.append(r"[^/]*?")
+        position = placeholder.end()
+    parts.append(re.escape(layout[position:]))
+    return re.compile("".join(parts))
