@@ -3,8 +3,8 @@
 The lock is one object, `{dataset}/_bulletin_lock.json`: who holds it (host, pid, a random token),
 since when and until when (UTC). A run takes it before it reads the lake's state and gives it back
 at the end; a second run finds it and stops before writing anything. A killed run cannot give it
-back, so the lock expires (`lock_ttl_seconds`) and a later run takes it over; a long run renews it
-every third of that.
+back, so the lock expires (`lock_ttl_seconds`) and a later run takes it over (at once on the same
+machine, where it can see the holder's process is gone); a long run renews it every third of that.
 
 Every change is a compare-and-swap, through the destination's own fsspec filesystem:
 * taking a free lock creates the object only if it is absent: on S3 a PutObject with
@@ -51,6 +51,20 @@ class Holder:
     def expired(self) -> bool:
         return dt.datetime.fromisoformat(self.expires_at) <= dt.datetime.now(dt.UTC)
 
+    def stale(self) -> bool:
+        """Expired, or held by a process of this machine that is gone (a run killed here)."""
+        if self.expired():
+            return True
+        if self.host != socket.gethostname():
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
     def dump(self) -> bytes:
         return json.dumps(dataclasses.asdict(self)).encode()
 
@@ -83,7 +97,7 @@ class LakeLock:
                 if current is None:
                     continue  # released in the meantime
                 other = self._parse(current[0])
-                if not other.expired():
+                if not other.stale():
                     raise LakeLocked(
                         f"the lake is locked by {other.host} pid {other.pid} since {other.acquired_at} "
                         f"until {other.expires_at}; if no run is active there, wait until then or remove {self.url}"

@@ -299,3 +299,15 @@ def test_a_long_run_renews_its_lock(lake: Lake, site: Site, tmp_path):
         code, out, stderr = run_a.finish()
     assert code == 0, stderr
     assert_exactly_once(lake, site)
+
+
+def test_a_live_lock_of_a_process_gone_from_this_machine_is_taken_over_at_once(lake: Lake, site: Site):
+    """kill -9 leaves the lock behind; on the same machine the next run sees its holder is gone."""
+    lake.run(endpoints=["media"])
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    record = json.loads(lock_record(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=20)))
+    record.update(host=socket.gethostname(), pid=int(gone.stdout))
+    (lake.dataset / LOCK_NAME).write_text(json.dumps(record))
+    lake.run()
+    assert not (lake.dataset / LOCK_NAME).exists(), "the run released the lock it took over"
+    assert_lake_has(lake, site, "pages")
