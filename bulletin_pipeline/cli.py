@@ -228,7 +228,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        # without --verbose only warnings show, each a plain line (retries: what and when)
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s" if args.verbose else "%(message)s",
     )
     out = Console(width=None if sys.stdout.isatty() else 120)
     err = Console(stderr=True)

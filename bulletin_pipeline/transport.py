@@ -20,6 +20,7 @@ import io
 import json
 import logging
 import multiprocessing
+import socket
 import ssl
 import threading
 import time
@@ -152,7 +153,8 @@ class HttpxAdapter(BaseAdapter):
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(max(1, self.http.max_attempts)),
             wait=self._wait,
-            retry=tenacity.retry_if_exception_type(httpx.TransportError)
+            # a host name that does not resolve is a typo or a wrong base_url: no retry fixes it
+            retry=tenacity.retry_if_exception(lambda e: isinstance(e, httpx.TransportError) and not _unresolved(e))
             | tenacity.retry_if_result(lambda r: r.status_code in RETRY_STATUSES),
             before_sleep=self._before_sleep,
             # out of attempts: the last answer is checked (and reported) like any other
@@ -203,7 +205,8 @@ class HttpxAdapter(BaseAdapter):
         outcome = state.outcome
         what = _describe(outcome.exception()) if outcome and outcome.failed else f"HTTP {outcome.result().status_code}"  # type: ignore[union-attr]
         delay = state.next_action.sleep if state.next_action else 0.0
-        log.info("GET failed (%s); retry %d in %.1fs", what, state.attempt_number, delay)
+        attempt = f"attempt {state.attempt_number + 1} of {self.http.max_attempts}, in {delay:g}s"
+        log.warning("retrying GET %s: %s (%s)", state.args[0], what, attempt)  # one line, without --verbose too
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -355,6 +358,14 @@ def _retry_after(response: Reply) -> Optional[float]:
 def _describe(exc: Optional[BaseException]) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _unresolved(exc: BaseException) -> bool:
+    """Whether a connection failed because the host name does not resolve (DNS)."""
+    current: Optional[BaseException] = exc
+    while current is not None and not isinstance(current, socket.gaierror):
+        current = current.__cause__ or current.__context__
+    return current is not None
 
 
 def _unreachable(url: str, exc: BaseException, attempts: int) -> WordPressUnreachable:
