@@ -1,7 +1,8 @@
 """Command line: flags -> settings -> run -> summary. One-line errors, exit codes, progress.
 
 Exit codes: 0 ok, 1 the site or the destination failed, 2 bad configuration or input,
-3 --strict and some records were rejected (they were still written to `rejected`).
+3 --strict and some records were rejected (they were still written to `rejected`), 130 / 143
+interrupted by SIGINT / SIGTERM.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import signal
 import sys
 import threading
 import time
@@ -19,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .errors import BulletinError
+from .errors import BulletinError, Interrupted
 from .pipeline import PIPELINE_NAME, RunSummary, run_pipeline
 from .settings import BulletinSettings, resolve_settings
 
@@ -269,6 +271,8 @@ def _guarded(run: Any, argv: Sequence[str]) -> int:
         # dlt logs through its own logger; keep its warnings, not its per-request info lines
         logging.getLogger("dlt").setLevel(logging.WARNING)
     err = Console(stderr=True)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return int(run())
     except BulletinError as exc:
@@ -276,15 +280,26 @@ def _guarded(run: Any, argv: Sequence[str]) -> int:
             traceback.print_exc()  # plain: rich's renderer crawls dlt's deep exception chains
         err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return exc.exit_code
-    except KeyboardInterrupt:
-        err.print("interrupted: nothing after the last committed load was written; run again to resume")
-        return 130
+    except KeyboardInterrupt as exc:
+        # Ctrl-C, our SIGTERM handler, or dlt's own handler during normalize and load
+        code = getattr(exc, "signal_code", signal.SIGINT)
+        sig = signal.SIGTERM if code == signal.SIGTERM else signal.SIGINT
+        err.print(
+            f"interrupted ({sig.name}): nothing after the last committed load was written; run again to resume",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 128 + sig
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if verbose:
             traceback.print_exc()  # plain: rich's renderer crawls dlt's deep exception chains
         first = (str(exc).strip().splitlines() or [""])[0]
         err.print(f"[red]error:[/] {type(exc).__name__}: {first} (run with --verbose for details)", soft_wrap=True)
         return 1
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Interrupted(signum)
 
 
 __all__: List[str] = ["main", "build_parser", "PIPELINE_NAME"]

@@ -10,10 +10,13 @@ paginator its `id` column, and the envelope writes its payloads and hashes.
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
+import multiprocessing
+import signal
 from dataclasses import dataclass
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Set
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
@@ -85,6 +88,29 @@ def validation_errors(validator: TypeAdapter[List[Any]], records: List[Any]) -> 
 def warm_up(spec: DigestSpec) -> None:
     """Build the collection's validator in this process before its first page arrives."""
     page_validator(spec.collection, spec.incremental)
+
+
+def start_workers(count: int, specs: Set[DigestSpec]) -> concurrent.futures.ProcessPoolExecutor:
+    """`count` worker processes, started now (one warm-up each) with the validators of `specs`.
+
+    They ignore Ctrl-C, which a terminal sends to the whole process group: the calling process
+    stops them. SIGINT is blocked while they start, a mask they inherit, so not even their start-up
+    can be hit (blocked once the pool exists: starting multiprocessing's resource tracker unblocks it).
+    """
+    pool = concurrent.futures.ProcessPoolExecutor(
+        count,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=signal.signal,
+        initargs=(signal.SIGINT, signal.SIG_IGN),
+    )
+    ordered = sorted(specs)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        for index in range(max(count, len(ordered))):  # each submit starts a worker until `count`
+            pool.submit(warm_up, ordered[index % len(ordered)])
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    return pool
 
 
 def _int_field(record: Any, name: str) -> Optional[int]:

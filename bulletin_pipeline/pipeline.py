@@ -331,7 +331,7 @@ def _run(pipeline: dlt.Pipeline, source: Any) -> LoadInfo:
         info = pipeline.run(source, loader_file_format="parquet")
     except PipelineStepFailed as exc:
         cause = _find_cause(exc)
-        if isinstance(cause, BulletinError):
+        if isinstance(cause, (BulletinError, KeyboardInterrupt)):
             raise cause from exc
         step = exc.step
         if step == "load" or step == "sync":
@@ -342,12 +342,13 @@ def _run(pipeline: dlt.Pipeline, source: Any) -> LoadInfo:
 
 
 def _find_cause(exc: BaseException) -> BaseException:
-    """The innermost exception: dlt wraps a resource's error in several layers."""
+    """The innermost exception, or the first of ours or an interrupt: dlt wraps a resource's error
+    in several layers."""
     seen = set()
     current: BaseException = exc
     while id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, BulletinError):
+        if isinstance(current, (BulletinError, KeyboardInterrupt)):
             return current
         nxt = current.__cause__ or current.__context__
         if nxt is None:

@@ -19,7 +19,6 @@ import email.utils
 import io
 import json
 import logging
-import multiprocessing
 import socket
 import ssl
 import threading
@@ -34,7 +33,7 @@ import tenacity
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from .digest import DigestSpec, PageColumns, digest_page, page_table, warm_up
+from .digest import DigestSpec, PageColumns, digest_page, page_table, start_workers
 from .errors import WordPressError, WordPressUnreachable
 from .settings import HttpSettings
 
@@ -87,11 +86,7 @@ class HttpxAdapter(BaseAdapter):
         self._digest_specs = {path.rstrip("/"): spec for path, spec in (digest_specs or {}).items()}
         self._digest_pool: Optional[concurrent.futures.ProcessPoolExecutor] = None
         if digest_workers > 0 and self._digest_specs:
-            self._digest_pool = concurrent.futures.ProcessPoolExecutor(
-                digest_workers, mp_context=multiprocessing.get_context("spawn")
-            )
-            for spec in set(self._digest_specs.values()):  # the workers start while dlt sets up
-                self._digest_pool.submit(warm_up, spec)
+            self._digest_pool = start_workers(digest_workers, set(self._digest_specs.values()))
         self.stats = HttpStats()
         self._client = httpx.Client(
             http2=http.http2,
@@ -107,6 +102,7 @@ class HttpxAdapter(BaseAdapter):
         self._executor = concurrent.futures.ThreadPoolExecutor(http.max_connections, thread_name_prefix="wp-http")
         self._pending: Dict[str, concurrent.futures.Future[Answer]] = {}
         self._lock = threading.Lock()
+        self._closing = threading.Event()
 
     def prefetch(self, request: requests.PreparedRequest) -> None:
         """Start fetching `request` now; `send` of the same URL then takes its answer."""
@@ -151,7 +147,10 @@ class HttpxAdapter(BaseAdapter):
     def fetch(self, url: str, headers: Dict[str, str]) -> Answer:
         """GET `url` with the retry policy; raises `WordPressError` for anything unusable."""
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(max(1, self.http.max_attempts)),
+            # closing (an interrupted run) ends the backoff at once: no attempt after it
+            stop=tenacity.stop_after_attempt(max(1, self.http.max_attempts))
+            | tenacity.stop_when_event_set(self._closing),
+            sleep=self._sleep,
             wait=self._wait,
             # a host name that does not resolve is a typo or a wrong base_url: no retry fixes it
             retry=tenacity.retry_if_exception(lambda e: isinstance(e, httpx.TransportError) and not _unresolved(e))
@@ -199,6 +198,9 @@ class HttpxAdapter(BaseAdapter):
                 return retry_after
         return self.backoff(state.attempt_number)
 
+    def _sleep(self, seconds: float) -> None:
+        self._closing.wait(seconds)
+
     def _before_sleep(self, state: tenacity.RetryCallState) -> None:
         with self._lock:
             self.stats.retries += 1
@@ -209,6 +211,7 @@ class HttpxAdapter(BaseAdapter):
         log.warning("retrying GET %s: %s (%s)", state.args[0], what, attempt)  # one line, without --verbose too
 
     def close(self) -> None:
+        self._closing.set()
         self._executor.shutdown(wait=True, cancel_futures=True)
         if self._digest_pool is not None:
             self._digest_pool.shutdown(wait=True, cancel_futures=True)

@@ -31,6 +31,70 @@ def assert_one_line(result: subprocess.CompletedProcess, code: int, *texts: str)
         assert text in result.stderr, result.stderr
 
 
+def assert_every_version_once(lake: Lake, site: Site) -> None:
+    for table in ("pages", "media"):
+        ids = [row["id"] for row in lake.rows(table)]
+        assert len(ids) == len(set(ids)), f"versions written twice in {table}"
+        assert_lake_has(lake, site, table)
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_an_interrupted_run_says_so_in_one_line_and_the_next_run_resumes(lake: Lake, site, server, tmp_path, sig, code):
+    """Ctrl-C (a terminal signals the whole process group, digest workers included) and SIGTERM
+    (a cancelled CI job, SIGKILL follows within seconds) mid-run, while a request waits out a
+    2-minute Retry-After: one line, 128 + the signal, at once, nothing written or left running."""
+
+    def second_media_window(collection: str, params: dict) -> None:
+        # answered 503 with a 2-minute Retry-After: a prefetching thread waits it out, and the run
+        # is still reading when the signal comes
+        if collection == "media" and int(params.get("offset", 0)) > 0 and not server.stats.faults_served:
+            server.inject(503, collection="media", retry_after=120)
+
+    server.before_request = second_media_window
+    env = {**os.environ, "SOURCES__BULLETIN__DIGEST_WORKERS": "1"}
+    stdout, stderr = tmp_path / "stdout", tmp_path / "stderr"
+    with stdout.open("w") as out, stderr.open("w") as err:
+        process = subprocess.Popen(
+            [sys.executable, str(SCRIPT), *lake_args(lake)],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "retrying GET" not in stderr.read_text() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert process.poll() is None, "the run ended before it was signalled"
+        os.killpg(process.pid, sig)
+        process.wait(timeout=60)  # well before the Retry-After is over
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    out, err = stdout.read_text(), stderr.read_text()
+    assert process.returncode == code, err
+    *retries, last = err.strip().splitlines()
+    assert last == INTERRUPTED.format(sig.name) and len(retries) == 1, err
+    assert retries[0].startswith(f"retrying GET {server.base_url}media?") and "in 120s" in retries[0], err
+    assert not out.strip(), out
+    assert not lake.files("pages") and not lake.files("media"), "an interrupted run committed data"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the workers stop with the run (multiprocessing's tracker soon after)
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("processes of the interrupted run are still running")
+
+    again = cli(*lake_args(lake), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert_every_version_once(lake, site)
+
+
 def test_a_host_name_that_does_not_resolve_fails_at_once(tmp_path):
     result = cli(
         *("--base-url", "http://no-such-host.invalid/wp-json/wp/v2/", "--bucket-url", str(tmp_path / "lake")),
