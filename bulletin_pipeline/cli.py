@@ -71,7 +71,7 @@ def settings_from_args(args: argparse.Namespace, **extra: Any) -> BulletinSettin
     overrides: Dict[str, Any] = {
         "base_url": args.base_url,
         "bucket_url": args.bucket_url,
-        "endpoints": args.endpoints.split(",") if args.endpoints else None,
+        "endpoints": args.endpoints.split(",") if args.endpoints is not None else None,  # '' is an error
         "full_refresh": args.full_refresh,
         "last_modified_date": args.last_modified_date,
         "load_date": args.load_date,
@@ -185,7 +185,7 @@ def cleanup_main(argv: Sequence[str], out: Console) -> int:
     settings = resolve_settings(
         base_url="http://cleanup.invalid/",  # cleanup never talks to the site
         bucket_url=args.bucket_url,
-        endpoints=args.endpoints.split(",") if args.endpoints else None,
+        endpoints=args.endpoints.split(",") if args.endpoints is not None else None,
         pipelines_dir=args.pipelines_dir,
     )
     expired = cleanup_partitions(settings, args.retain_days, args.yes)

@@ -34,7 +34,7 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
 from .digest import DigestSpec, PageColumns, digest_page, page_table, start_workers
-from .errors import WordPressError, WordPressUnreachable
+from .errors import ConfigError, WordPressError, WordPressUnreachable
 from .settings import HttpSettings
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,7 @@ class HttpxAdapter(BaseAdapter):
     ) -> None:
         super().__init__()
         self.http = http
+        verify = _verify(http.verify)  # a bad CA bundle fails before any worker starts
         self._digest_specs = {path.rstrip("/"): spec for path, spec in (digest_specs or {}).items()}
         self._digest_pool: Optional[concurrent.futures.ProcessPoolExecutor] = None
         if digest_workers > 0 and self._digest_specs:
@@ -90,7 +91,7 @@ class HttpxAdapter(BaseAdapter):
         self.stats = HttpStats()
         self._client = httpx.Client(
             http2=http.http2,
-            verify=_verify(http.verify),
+            verify=verify,
             limits=httpx.Limits(
                 max_connections=http.max_connections, max_keepalive_connections=http.max_keepalive_connections
             ),
@@ -327,11 +328,17 @@ def _headers(request: requests.PreparedRequest) -> Dict[str, str]:
 
 def _verify(verify: Optional[str]) -> Any:
     """True (system CAs), False ("false"), or an SSL context trusting the CA bundle at `verify`."""
-    if not verify:
+    if not verify or str(verify).lower() == "true":
         return True
     if str(verify).lower() == "false":
         return False
-    return ssl.create_default_context(cafile=str(verify))
+    try:
+        return ssl.create_default_context(cafile=str(verify))
+    except OSError as exc:  # missing, unreadable, or not PEM certificates (ssl.SSLError)
+        raise ConfigError(
+            f"sources.bulletin.http.verify: cannot use {verify!r} as a CA bundle ({_describe(exc)}); "
+            "give a readable PEM file of CA certificates, or false to skip verification"
+        ) from exc
 
 
 def _wordpress_error(content: bytes) -> Tuple[Optional[str], Optional[str]]:

@@ -114,3 +114,25 @@ def test_each_retry_is_one_line_on_stderr(lake: Lake, server, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert [m.group(1) for m in map(retry.fullmatch, lines) if m] == ["2", "3"], result.stderr
     assert len(lines) == 2, result.stderr
+
+
+def test_per_page_must_leave_the_windows_an_overlap(lake: Lake, site, tmp_path):
+    for per_page in ("1", "101"):
+        result = cli(*lake_args(lake), cwd=tmp_path, env={"SOURCES__BULLETIN__PER_PAGE": per_page})
+        assert_one_line(result, 2, "per_page must be between 3 and 100")
+    lake.run(per_page=3)  # the smallest accepted value walks whole collections, hidden media included
+    assert_every_version_once(lake, site)
+
+
+@pytest.mark.parametrize(
+    "args, env, message",
+    [
+        (["--endpoints", ""], {}, "endpoints is empty"),
+        (["--last-modified-date", "0001-01-01"], {}, "--last-modified-date '0001-01-01' is before 1900-01-01"),
+        ([], {"SOURCES__BULLETIN__HTTP__VERIFY": "/nonexistent.pem"}, "sources.bulletin.http.verify"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(lake: Lake, tmp_path, args, env, message):
+    result = cli(*lake_args(lake), *args, cwd=tmp_path, env=env)
+    assert_one_line(result, 2, message)
+    assert not lake.files("pages"), "bad input must stop the run before it loads"
