@@ -18,7 +18,7 @@ import dlt
 from dlt.common.pipeline import LoadInfo
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from . import retention
+from . import destination, retention
 from .destination import DATASET_NAME, configure_arrow_memory, configure_parquet, make_destination, partition_datetime
 from .envelope import REJECTED_TABLE, Envelope
 from .errors import BulletinError, ConfigError, DestinationError, RejectedRecords
@@ -110,28 +110,24 @@ def preflight_destination(pipeline: dlt.Pipeline) -> None:
             fs.pipe(probe, b"ok")
             fs.rm(probe)
     except Exception as exc:  # noqa: BLE001 - rendered as one line for the user
-        raise DestinationError(f"cannot write to {bucket}: {describe_storage_error(exc)}") from exc
+        raise DestinationError(f"cannot write to {bucket}: {describe_storage_error(exc, bucket)}") from exc
 
 
-def describe_storage_error(exc: BaseException) -> str:
+def describe_storage_error(exc: BaseException, bucket: str = "") -> str:
+    """One line for a storage error, with the credential hints of the bucket's kind of store."""
     text = _first_line(exc)
     lowered = f"{_error_codes(exc)} {text}".lower()
+    where = destination.credentials_hint(bucket)
     if "nosuchbucket" in lowered or "bucket does not exist" in lowered or "specified bucket" in lowered:
         return f"the bucket does not exist ({text}); create it or fix bucket_url"
     if any(k in lowered for k in ("invalidaccesskeyid", "signaturedoesnotmatch", "accessdenied", "forbidden", "403")):
-        return (
-            f"the credentials were rejected ({text}); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY "
-            "or DESTINATION__FILESYSTEM__CREDENTIALS__*"
-        )
+        return f"the credentials were rejected ({text}); check {where}"
     if (
         "nocredentials" in lowered
         or "unable to locate credentials" in lowered
         or ("configfieldmissingexception" in lowered and "credentials" in lowered)
     ):
-        return (
-            "no credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-            "(or DESTINATION__FILESYSTEM__CREDENTIALS__AWS_ACCESS_KEY_ID / __AWS_SECRET_ACCESS_KEY)"
-        )
+        return f"no credentials found; set {where}"
     return text
 
 

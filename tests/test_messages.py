@@ -136,3 +136,19 @@ def test_bad_input_is_one_line_and_exit_2(lake: Lake, tmp_path, args, env, messa
     result = cli(*lake_args(lake), *args, cwd=tmp_path, env=env)
     assert_one_line(result, 2, message)
     assert not lake.files("pages"), "bad input must stop the run before it loads"
+
+
+@pytest.mark.parametrize(
+    "bucket, hint",
+    [("gs://bucket/lake", "GOOGLE_APPLICATION_CREDENTIALS"), ("az://container/lake", "AZURE_STORAGE_ACCOUNT_KEY")],
+)
+def test_destination_hints_follow_the_bucket_scheme(tmp_path, monkeypatch, bucket, hint):
+    for name in [n for n in os.environ if n.startswith(("GOOGLE_", "AZURE_", "DESTINATION__"))]:
+        monkeypatch.delenv(name)
+    result = cli(
+        *("--base-url", "http://127.0.0.1:9/wp-json/wp/v2/", "--bucket-url", bucket),
+        *("--pipelines-dir", str(tmp_path / "p")),
+        cwd=tmp_path,
+    )
+    assert_one_line(result, 1, f"cannot write to {bucket}: no credentials found", hint)
+    assert "AWS" not in result.stderr
