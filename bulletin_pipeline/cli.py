@@ -268,8 +268,11 @@ def _guarded(run: Any, argv: Sequence[str]) -> int:
     """Errors as one line and an exit code; the traceback only with --verbose."""
     verbose = "--verbose" in argv or "-v" in argv
     if not verbose:
-        # dlt logs through its own logger; keep its warnings, not its per-request info lines
-        logging.getLogger("dlt").setLevel(logging.WARNING)
+        # dlt logs through its own logger; keep its warnings, not its per-request info lines, and
+        # not the tracebacks of its own failures (a trace it could not save): the error line says
+        dlt_logger = logging.getLogger("dlt")
+        dlt_logger.setLevel(logging.WARNING)
+        dlt_logger.addFilter(lambda record: record.exc_info is None)
     err = Console(stderr=True)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 import dlt
-from dlt.common.pipeline import LoadInfo
+from dlt.common.pipeline import LoadInfo, get_dlt_pipelines_dir
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import destination, retention
@@ -72,11 +72,21 @@ class RunSummary:
 
 
 def make_pipeline(settings: BulletinSettings, now: Optional[dt.datetime] = None) -> dlt.Pipeline:
-    return dlt.pipeline(
-        pipeline_name=PIPELINE_NAME,
-        destination=make_destination(settings, now or dt.datetime.now(dt.UTC)),
-        dataset_name=DATASET_NAME,
-        pipelines_dir=settings.pipelines_dir,  # type: ignore[arg-type]
+    try:
+        return dlt.pipeline(
+            pipeline_name=PIPELINE_NAME,
+            destination=make_destination(settings, now or dt.datetime.now(dt.UTC)),
+            dataset_name=DATASET_NAME,
+            pipelines_dir=settings.pipelines_dir,  # type: ignore[arg-type]
+        )
+    except OSError as exc:  # the pipelines folder is full, read-only or not ours
+        raise _working_files_error(settings.pipelines_dir or get_dlt_pipelines_dir(), exc) from exc
+
+
+def _working_files_error(folder: str, exc: OSError) -> BulletinError:
+    return BulletinError(
+        f"cannot write dlt's working files in {folder}: {_first_line(exc)}; "
+        "it needs free space and write access, or pass another --pipelines-dir"
     )
 
 
@@ -330,6 +340,8 @@ def _run(pipeline: dlt.Pipeline, source: Any) -> LoadInfo:
         if isinstance(cause, (BulletinError, KeyboardInterrupt)):
             raise cause from exc
         step = exc.step
+        if step in ("extract", "normalize") and isinstance(cause, OSError) and cause.errno is not None:
+            raise _working_files_error(pipeline.pipelines_dir, cause) from exc  # they write only there
         if step == "load" or step == "sync":
             raise DestinationError(f"writing to the destination failed ({step}): {_first_line(cause)}") from exc
         raise BulletinError(f"{step} step failed: {_first_line(cause)}") from exc

@@ -152,3 +152,27 @@ def test_destination_hints_follow_the_bucket_scheme(tmp_path, monkeypatch, bucke
     )
     assert_one_line(result, 1, f"cannot write to {bucket}: no credentials found", hint)
     assert "AWS" not in result.stderr
+
+
+@pytest.fixture
+def unwritable_folder(tmp_path):
+    """(folder, cause): a 64 KiB tmpfs that fills up while dlt writes (root), else a read-only folder."""
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder, "Permission denied"
+        folder.chmod(0o755)
+        return
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], check=True)
+    try:
+        yield folder, "No space left on device"
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_pipelines_folder_that_cannot_be_written_is_one_line(lake: Lake, tmp_path, unwritable_folder):
+    folder, cause = unwritable_folder
+    pipelines = folder / "pipelines"
+    result = cli(*lake_args(lake), "--pipelines-dir", str(pipelines), cwd=tmp_path)
+    assert_one_line(result, 1, f"cannot write dlt's working files in {pipelines}", cause)
