@@ -26,6 +26,9 @@ from .pipeline import PIPELINE_NAME, RunSummary, run_pipeline
 from .settings import BulletinSettings, resolve_settings
 
 EPILOG = """\
+Subcommand:
+  cleanup --retain-days N [--yes]  list partitions older than N days (--yes removes them); see cleanup --help
+
 Every option is also a dlt config key under [sources.bulletin] in .dlt/config.toml, or an
 environment variable such as SOURCES__BULLETIN__BASE_URL; flags win.
 Inspect the last run with: dlt pipeline bulletin_pipeline info | trace

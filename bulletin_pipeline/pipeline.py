@@ -324,6 +324,8 @@ def cleanup_partitions(
     with pipeline.destination_client() as client:
         fs = client.fs_client  # type: ignore[attr-defined]
         dataset_path = client.dataset_path  # type: ignore[attr-defined]
+        if not fs.isdir(dataset_path):  # a typo'd bucket_url must not look like a clean lake
+            raise ConfigError(f"no lake at {_dataset_path(pipeline)}; check --bucket-url")
         expired = retention.expired_partitions(
             fs, dataset_path, retention.tables_for(settings.endpoints), retain_days, today or dt.date.today()
         )

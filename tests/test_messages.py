@@ -176,3 +176,21 @@ def test_a_pipelines_folder_that_cannot_be_written_is_one_line(lake: Lake, tmp_p
     pipelines = folder / "pipelines"
     result = cli(*lake_args(lake), "--pipelines-dir", str(pipelines), cwd=tmp_path)
     assert_one_line(result, 1, f"cannot write dlt's working files in {pipelines}", cause)
+
+
+def test_help_lists_the_cleanup_subcommand(tmp_path):
+    result = cli("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    assert re.search(r"^\s+cleanup --retain-days N \[--yes\]\s+\S", result.stdout, re.MULTILINE), result.stdout
+    sub = cli("cleanup", "--help", cwd=tmp_path)
+    assert sub.returncode == 0 and "--retain-days" in sub.stdout and "--yes" in sub.stdout, sub.stderr
+
+
+def test_cleanup_of_a_lake_that_does_not_exist_is_an_error(tmp_path):
+    missing = tmp_path / "no-lake-here"
+    result = cli(
+        *("cleanup", "--retain-days", "7", "--bucket-url", str(missing), "--pipelines-dir", str(tmp_path / "p")),
+        cwd=tmp_path,
+    )
+    assert_one_line(result, 2, f"no lake at {missing}/bulletin_raw; check --bucket-url")
+    assert not missing.exists()
