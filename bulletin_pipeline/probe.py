@@ -16,6 +16,7 @@ from typing import Dict, List, Optional
 from urllib.parse import urlencode
 
 from .settings import BulletinSettings
+from .source import collection_path
 from .transport import HttpxAdapter
 from .window import WindowPlan, version_of
 
@@ -47,7 +48,7 @@ def probe_endpoint(
         "_fields": "id,modified,modified_gmt",
         **(collection.params or {}),
     }
-    url = f"{settings.base_url}{collection.path or endpoint}?{urlencode(params)}"
+    url = f"{settings.base_url}{collection_path(settings, endpoint)}?{urlencode(params)}"
     response = adapter.fetch(url, {}).response
     records: List[dict] = [r for r in json.loads(response.content) if isinstance(r, dict)]
     total = int(response.headers.get("X-WP-Total", len(records)) or 0)

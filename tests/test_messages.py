@@ -194,3 +194,24 @@ def test_cleanup_of_a_lake_that_does_not_exist_is_an_error(tmp_path):
     )
     assert_one_line(result, 2, f"no lake at {missing}/bulletin_raw; check --bucket-url")
     assert not missing.exists()
+
+
+def test_a_collection_path_that_needs_url_encoding_is_loaded(tmp_path: pathlib.Path):
+    """A custom post type's rest_base may hold spaces or non-ASCII letters: every run broke."""
+    paths = {"courses": "course list", "etudes": "études"}
+    specs = [dataclasses.replace(POSTS, name=path) for path in paths.values()]
+    site = Site(clock=lambda: CLOCK, collections=(*DEFAULT_COLLECTIONS, *specs))
+    seed_site(site, pages=20, media=5, seed=3, body_kb=0.2)
+    for path in paths.values():
+        for n in range(25):
+            site.create(path, at=CLOCK - dt.timedelta(hours=n), title=f"{path} {n}")
+    collections = {name: {"path": path} for name, path in paths.items()}
+    with SimulatorServer(site) as server:
+        lake = Lake(tmp_path, server)
+        summary = lake.run(endpoints=list(paths), per_page=10, collections=collections)
+        again = lake.run(endpoints=list(paths), collections=collections, if_changed=True)
+    assert summary.loaded == 50
+    for name, path in paths.items():
+        assert_lake_has(lake, site, name, site.published_versions(path))
+        assert len(lake.rows(name)) == 25
+    assert set(again.skipped) == set(paths), again.skipped
