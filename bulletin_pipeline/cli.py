@@ -1,7 +1,8 @@
 """Command line: flags -> settings -> run -> summary. One-line errors, exit codes, progress.
 
 Exit codes: 0 ok, 1 the site or the destination failed, 2 bad configuration or input,
-3 --strict and some records were rejected (they were still written to `rejected`).
+3 --strict and some records were rejected (they were still written to `rejected`), 130 / 143
+interrupted by SIGINT / SIGTERM.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import signal
 import sys
 import threading
 import time
@@ -19,12 +21,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .errors import BulletinError, EndpointsFailed
+from .errors import BulletinError, EndpointsFailed, Interrupted
 from .pipeline import PIPELINE_NAME, RunSummary, run_pipeline
 from .redact import redact_log_records, redact_text, redact_url
 from .settings import BulletinSettings, resolve_settings
 
 EPILOG = """\
+Subcommand:
+  cleanup --retain-days N [--yes]  list partitions older than N days (--yes removes them); see cleanup --help
+
 Every option is also a dlt config key under [sources.bulletin] in .dlt/config.toml, or an
 environment variable such as SOURCES__BULLETIN__BASE_URL; flags win.
 Inspect the last run with: uv run dlt pipeline bulletin_pipeline info | trace
@@ -70,7 +75,7 @@ def settings_from_args(args: argparse.Namespace, **extra: Any) -> BulletinSettin
     overrides: Dict[str, Any] = {
         "base_url": args.base_url,
         "bucket_url": args.bucket_url,
-        "endpoints": args.endpoints.split(",") if args.endpoints else None,
+        "endpoints": args.endpoints.split(",") if args.endpoints is not None else None,  # '' is an error
         "full_refresh": args.full_refresh,
         "last_modified_date": args.last_modified_date,
         "load_date": args.load_date,
@@ -192,7 +197,7 @@ def cleanup_main(argv: Sequence[str], out: Console) -> int:
     settings = resolve_settings(
         base_url="http://cleanup.invalid/",  # cleanup never talks to the site
         bucket_url=args.bucket_url,
-        endpoints=args.endpoints.split(",") if args.endpoints else None,
+        endpoints=args.endpoints.split(",") if args.endpoints is not None else None,
         pipelines_dir=args.pipelines_dir,
     )
     expired = cleanup_partitions(settings, args.retain_days, args.yes)
@@ -238,7 +243,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     redact_log_records()
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        # without --verbose only warnings show, each a plain line (retries: what and when)
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s" if args.verbose else "%(message)s",
     )
     out = Console(width=None if sys.stdout.isatty() else 120)
     err = Console(stderr=True)
@@ -279,9 +285,14 @@ def _guarded(run: Any, argv: Sequence[str]) -> int:
     """Errors as one line and an exit code; the traceback only with --verbose. Both redacted."""
     verbose = "--verbose" in argv or "-v" in argv
     if not verbose:
-        # dlt logs through its own logger; keep its warnings, not its per-request info lines
-        logging.getLogger("dlt").setLevel(logging.WARNING)
+        # dlt logs through its own logger; keep its warnings, not its per-request info lines, and
+        # not the tracebacks of its own failures (a trace it could not save): the error line says
+        dlt_logger = logging.getLogger("dlt")
+        dlt_logger.setLevel(logging.WARNING)
+        dlt_logger.addFilter(lambda record: record.exc_info is None)
     err = Console(stderr=True)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return int(run())
     except BulletinError as exc:
@@ -289,15 +300,26 @@ def _guarded(run: Any, argv: Sequence[str]) -> int:
             sys.stderr.write(redact_text(traceback.format_exc()))  # plain: rich crawls dlt's deep chains
         err.print(f"[red]error:[/] {redact_text(str(exc))}", highlight=False, soft_wrap=True)
         return exc.exit_code
-    except KeyboardInterrupt:
-        err.print("interrupted: nothing after the last committed load was written; run again to resume")
-        return 130
+    except KeyboardInterrupt as exc:
+        # Ctrl-C, our SIGTERM handler, or dlt's own handler during normalize and load
+        code = getattr(exc, "signal_code", signal.SIGINT)
+        sig = signal.SIGTERM if code == signal.SIGTERM else signal.SIGINT
+        err.print(
+            f"interrupted ({sig.name}): nothing after the last committed load was written; run again to resume",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 128 + sig
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if verbose:
             sys.stderr.write(redact_text(traceback.format_exc()))  # plain: rich crawls dlt's deep chains
         first = redact_text((str(exc).strip().splitlines() or [""])[0])
         err.print(f"[red]error:[/] {type(exc).__name__}: {first} (run with --verbose for details)", soft_wrap=True)
         return 1
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Interrupted(signum)
 
 
 __all__: List[str] = ["main", "build_parser", "PIPELINE_NAME"]

@@ -41,6 +41,23 @@ def normalized_bucket_url(bucket_url: str) -> str:
     return os.path.abspath(bucket_url)
 
 
+# Where each kind of store takes its credentials from, by bucket_url scheme.
+_CREDENTIALS = {
+    "s3": "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+    "(or DESTINATION__FILESYSTEM__CREDENTIALS__AWS_ACCESS_KEY_ID / __AWS_SECRET_ACCESS_KEY)",
+    "gs": "GOOGLE_APPLICATION_CREDENTIALS "
+    "(or DESTINATION__FILESYSTEM__CREDENTIALS__PROJECT_ID / __CLIENT_EMAIL / __PRIVATE_KEY)",
+    "az": "DESTINATION__FILESYSTEM__CREDENTIALS__AZURE_STORAGE_ACCOUNT_NAME / __AZURE_STORAGE_ACCOUNT_KEY",
+}
+_SCHEMES = {"s3a": "s3", "gcs": "gs", "abfs": "az", "abfss": "az", "adl": "az"}
+
+
+def credentials_hint(bucket_url: str) -> str:
+    """Which settings hold the credentials of the store `bucket_url` names."""
+    scheme = bucket_url.split("://", 1)[0].lower() if "://" in bucket_url else "file"
+    return _CREDENTIALS.get(_SCHEMES.get(scheme, scheme), "DESTINATION__FILESYSTEM__CREDENTIALS__*")
+
+
 def make_destination(settings: BulletinSettings, bucket_url: Optional[str] = None) -> filesystem:
     assert settings.bucket_url is not None
     return filesystem(

@@ -15,12 +15,15 @@ where it was, so every later edit is still read; the ledger keeps it from being 
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import hashlib
 import json
+import multiprocessing
 import re
+import signal
 from dataclasses import dataclass
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Set
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
@@ -128,6 +131,29 @@ def _not_future(modified: Optional[str], modified_gmt: Optional[str], site_now: 
         return saved_gmt <= now
     saved_local = _wp_datetime(modified)
     return saved_local is not None and saved_local <= now + MAX_UTC_OFFSET
+
+
+def start_workers(count: int, specs: Set[DigestSpec]) -> concurrent.futures.ProcessPoolExecutor:
+    """`count` worker processes, started now (one warm-up each) with the validators of `specs`.
+
+    They ignore Ctrl-C, which a terminal sends to the whole process group: the calling process
+    stops them. SIGINT is blocked while they start, a mask they inherit, so not even their start-up
+    can be hit (blocked once the pool exists: starting multiprocessing's resource tracker unblocks it).
+    """
+    pool = concurrent.futures.ProcessPoolExecutor(
+        count,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=signal.signal,
+        initargs=(signal.SIGINT, signal.SIG_IGN),
+    )
+    ordered = sorted(specs)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        for index in range(max(count, len(ordered))):  # each submit starts a worker until `count`
+            pool.submit(warm_up, ordered[index % len(ordered)])
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    return pool
 
 
 def _int_field(record: Any, name: str) -> Optional[int]:

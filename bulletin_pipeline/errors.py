@@ -64,5 +64,14 @@ class DestinationError(BulletinError):
     """The destination (local folder or S3 bucket) cannot be written."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM (what a cancelled CI job sends), raised in the main thread and handled like Ctrl-C;
+    `signal_code` as on dlt's own SignalReceivedException."""
+
+    def __init__(self, signal_code: int) -> None:
+        super().__init__(f"signal {signal_code}")
+        self.signal_code = signal_code
+
+
 class LakeLocked(BulletinError):
     """Another run holds the lake's lock (lock.py): this run stops before writing anything."""

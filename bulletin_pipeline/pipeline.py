@@ -17,10 +17,10 @@ from typing import Any, Dict, Iterator, List, Optional
 from urllib.parse import urlsplit
 
 import dlt
-from dlt.common.pipeline import LoadInfo
+from dlt.common.pipeline import LoadInfo, get_dlt_pipelines_dir
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from . import recovery, retention
+from . import destination, recovery, retention
 from .destination import DATASET_NAME, configure_arrow_memory, configure_parquet, make_destination, partition_datetime
 from .envelope import REJECTED_TABLE, Envelope
 from .errors import (
@@ -91,11 +91,21 @@ class RunSummary:
 
 
 def make_pipeline(settings: BulletinSettings) -> dlt.Pipeline:
-    return dlt.pipeline(
-        pipeline_name=PIPELINE_NAME,
-        destination=make_destination(settings),
-        dataset_name=DATASET_NAME,
-        pipelines_dir=settings.pipelines_dir,  # type: ignore[arg-type]
+    try:
+        return dlt.pipeline(
+            pipeline_name=PIPELINE_NAME,
+            destination=make_destination(settings),
+            dataset_name=DATASET_NAME,
+            pipelines_dir=settings.pipelines_dir,  # type: ignore[arg-type]
+        )
+    except OSError as exc:  # the pipelines folder is full, read-only or not ours
+        raise _working_files_error(settings.pipelines_dir or get_dlt_pipelines_dir(), exc) from exc
+
+
+def _working_files_error(folder: str, exc: OSError) -> BulletinError:
+    return BulletinError(
+        f"cannot write dlt's working files in {folder}: {_first_line(exc)}; "
+        "it needs free space and write access, or pass another --pipelines-dir"
     )
 
 
@@ -129,28 +139,24 @@ def preflight_destination(pipeline: dlt.Pipeline) -> None:
             fs.pipe(probe, b"ok")
             fs.rm(probe)
     except Exception as exc:  # noqa: BLE001 - rendered as one line for the user
-        raise DestinationError(f"cannot write to {bucket}: {describe_storage_error(exc)}") from exc
+        raise DestinationError(f"cannot write to {bucket}: {describe_storage_error(exc, bucket)}") from exc
 
 
-def describe_storage_error(exc: BaseException) -> str:
+def describe_storage_error(exc: BaseException, bucket: str = "") -> str:
+    """One line for a storage error, with the credential hints of the bucket's kind of store."""
     text = _first_line(exc)
     lowered = f"{_error_codes(exc)} {text}".lower()
+    where = destination.credentials_hint(bucket)
     if "nosuchbucket" in lowered or "bucket does not exist" in lowered or "specified bucket" in lowered:
         return f"the bucket does not exist ({text}); create it or fix bucket_url"
     if any(k in lowered for k in ("invalidaccesskeyid", "signaturedoesnotmatch", "accessdenied", "forbidden", "403")):
-        return (
-            f"the credentials were rejected ({text}); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY "
-            "or DESTINATION__FILESYSTEM__CREDENTIALS__*"
-        )
+        return f"the credentials were rejected ({text}); check {where}"
     if (
         "nocredentials" in lowered
         or "unable to locate credentials" in lowered
         or ("configfieldmissingexception" in lowered and "credentials" in lowered)
     ):
-        return (
-            "no credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-            "(or DESTINATION__FILESYSTEM__CREDENTIALS__AWS_ACCESS_KEY_ID / __AWS_SECRET_ACCESS_KEY)"
-        )
+        return f"no credentials found; set {where}"
     return text
 
 
@@ -367,6 +373,8 @@ def cleanup_partitions(
     with pipeline.destination_client() as client:
         fs = client.fs_client  # type: ignore[attr-defined]
         dataset_path = client.dataset_path  # type: ignore[attr-defined]
+        if not fs.isdir(dataset_path):  # a typo'd bucket_url must not look like a clean lake
+            raise ConfigError(f"no lake at {_dataset_path(pipeline)}; check --bucket-url")
         expired = retention.expired_partitions(
             fs, dataset_path, retention.tables_for(settings.endpoints), retain_days, today or dt.date.today()
         )
@@ -387,20 +395,23 @@ def _dlt_step(pipeline: dlt.Pipeline) -> Iterator[None]:
         if step == "load":
             with contextlib.suppress(Exception):  # the destination may be what failed
                 recovery.remove_incomplete_loads(pipeline)
-        if isinstance(cause, BulletinError):
+        if isinstance(cause, (BulletinError, KeyboardInterrupt)):
             raise cause from exc
+        if step in ("extract", "normalize") and isinstance(cause, OSError) and cause.errno is not None:
+            raise _working_files_error(pipeline.pipelines_dir, cause) from exc  # they write only there
         if step == "load" or step == "sync":
             raise DestinationError(f"writing to the destination failed ({step}): {_first_line(cause)}") from exc
         raise BulletinError(f"{step} step failed: {_first_line(cause)}") from exc
 
 
 def _find_cause(exc: BaseException) -> BaseException:
-    """The innermost exception: dlt wraps a resource's error in several layers."""
+    """The innermost exception, or the first of ours or an interrupt: dlt wraps a resource's error
+    in several layers."""
     seen = set()
     current: BaseException = exc
     while id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, BulletinError):
+        if isinstance(current, (BulletinError, KeyboardInterrupt)):
             return current
         nxt = current.__cause__ or current.__context__
         if nxt is None:

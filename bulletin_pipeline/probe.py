@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 import requests
 
 from .settings import BulletinSettings
+from .source import collection_path
 from .transport import HttpxAdapter, site_auth
 from .window import WindowPlan, version_of
 
@@ -49,7 +50,7 @@ def probe_endpoint(
         "_fields": "id,modified,modified_gmt",
         **(collection.params or {}),
     }
-    url = f"{settings.base_url}{collection.path or endpoint}?{urlencode(params)}"
+    url = f"{settings.base_url}{collection_path(settings, endpoint)}?{urlencode(params)}"
     request = requests.Request("GET", url, auth=site_auth(settings.http)).prepare()  # Authorization, if any
     response = adapter.fetch(url, {k: str(v) for k, v in request.headers.items()}).response
     records: List[dict] = [r for r in json.loads(response.content) if isinstance(r, dict)]

@@ -9,6 +9,9 @@ if __package__ in (None, ""):
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 if __name__ == "__main__":  # digest worker processes import this module too: they must not run it
-    from bulletin_pipeline.cli import main_and_exit
-
+    try:
+        from bulletin_pipeline.cli import main_and_exit
+    except KeyboardInterrupt:  # Ctrl-C while the libraries load
+        print("interrupted (SIGINT) before the run started: nothing was written", file=sys.stderr)
+        raise SystemExit(130) from None
     main_and_exit()

@@ -29,6 +29,7 @@ DEFAULT_BUCKET_URL = "."  # the lake is {bucket_url}/{dataset_name}: ./bulletin_
 DEFAULT_LAYOUT = "{table_name}/load_date={YYYY}-{MM}-{DD}/load_time={HH}:{mm}:{ss}/{load_id}.{file_id}.{ext}"
 # WordPress's own format for `modified`: site-local, no zone, whole seconds.
 WP_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
+EARLIEST_DATE = dt.date(1900, 1, 1)  # no WordPress record is older (window.py's floor)
 _COLLECTION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
@@ -172,11 +173,19 @@ def validate(settings: BulletinSettings) -> None:
         settings.collection(name)  # validates overrides
     if len(set(settings.endpoints)) != len(settings.endpoints):
         raise ConfigError(f"endpoints lists a collection twice: {','.join(settings.endpoints)}")
-    if not 1 <= settings.per_page <= 100:
-        raise ConfigError(f"per_page must be between 1 and 100 (WordPress's limit), got {settings.per_page}")
+    if not 3 <= settings.per_page <= 100:
+        raise ConfigError(
+            f"per_page must be between 3 and 100, got {settings.per_page}: windows overlap by 2 records to "
+            "prove nothing slipped between them, and WordPress serves at most 100"
+        )
     parse_wp_datetime(settings.default_baseline_datetime, "default_baseline_datetime")
     if settings.last_modified_date is not None:
-        parse_date(settings.last_modified_date, "--last-modified-date")
+        day = parse_date(settings.last_modified_date, "--last-modified-date")
+        if day < EARLIEST_DATE:  # also keeps the window's arithmetic within datetime's range
+            raise ConfigError(
+                f"--last-modified-date {settings.last_modified_date!r} is before {EARLIEST_DATE}, older than any "
+                "WordPress record; use --full-refresh to read every record"
+            )
     if settings.load_date is not None:
         parse_date(settings.load_date, "--load-date")
     if settings.load_time is not None:

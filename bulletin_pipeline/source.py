@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any, Dict, Iterator, List, Optional
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import dlt
 from dlt.common import jsonpath
@@ -45,10 +45,17 @@ def envelope_resource_name(endpoint: str) -> str:
     return f"{endpoint}_envelope"
 
 
+def collection_path(settings: BulletinSettings, endpoint: str) -> str:
+    """The collection's path below base_url, percent-encoded segment by segment: a custom post
+    type's rest_base may hold spaces or non-ASCII letters (a path given encoded stays as it is)."""
+    path = settings.collection(endpoint).path or endpoint
+    return "/".join(quote(unquote(segment), safe="") for segment in path.split("/"))
+
+
 def digest_specs(settings: BulletinSettings) -> Dict[str, DigestSpec]:
     """URL path of each collection's listing -> how its pages are digested (digest.py)."""
     return {
-        urlsplit(join_url(settings.base_url or "", settings.collection(e).path or e)).path: DigestSpec(
+        urlsplit(join_url(settings.base_url or "", collection_path(settings, e))).path: DigestSpec(
             e, settings.collection(e).incremental
         )
         for e in settings.endpoints
@@ -86,7 +93,7 @@ def build_rest_api_config(
             progress=report,
         )
         endpoint_config: Dict[str, Any] = {
-            "path": collection.path or endpoint,
+            "path": collection_path(settings, endpoint),
             "params": params,
             "data_selector": WHOLE_ANSWER,
             "paginator": paginator,

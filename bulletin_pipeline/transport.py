@@ -20,7 +20,7 @@ import email.utils
 import io
 import json
 import logging
-import multiprocessing
+import socket
 import ssl
 import threading
 import time
@@ -35,8 +35,8 @@ from dlt.sources.helpers.rest_client.auth import HttpBasicAuth
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from .digest import DigestSpec, PageColumns, digest_page, page_table, warm_up
-from .errors import WordPressError, WordPressUnreachable
+from .digest import DigestSpec, PageColumns, digest_page, page_table, start_workers
+from .errors import ConfigError, WordPressError, WordPressUnreachable
 from .redact import redact_url
 from .settings import HttpSettings
 
@@ -86,18 +86,15 @@ class HttpxAdapter(BaseAdapter):
     ) -> None:
         super().__init__()
         self.http = http
+        verify = _verify(http.verify)  # a bad CA bundle fails before any worker starts
         self._digest_specs = {path.rstrip("/"): spec for path, spec in (digest_specs or {}).items()}
         self._digest_pool: Optional[concurrent.futures.ProcessPoolExecutor] = None
         if digest_workers > 0 and self._digest_specs:
-            self._digest_pool = concurrent.futures.ProcessPoolExecutor(
-                digest_workers, mp_context=multiprocessing.get_context("spawn")
-            )
-            for spec in set(self._digest_specs.values()):  # the workers start while dlt sets up
-                self._digest_pool.submit(warm_up, spec)
+            self._digest_pool = start_workers(digest_workers, set(self._digest_specs.values()))
         self.stats = HttpStats()
         self._client = httpx.Client(
             http2=http.http2,
-            verify=_verify(http.verify),
+            verify=verify,
             limits=httpx.Limits(
                 max_connections=http.max_connections, max_keepalive_connections=http.max_keepalive_connections
             ),
@@ -109,6 +106,7 @@ class HttpxAdapter(BaseAdapter):
         self._executor = concurrent.futures.ThreadPoolExecutor(http.max_connections, thread_name_prefix="wp-http")
         self._pending: Dict[str, concurrent.futures.Future[Answer]] = {}
         self._lock = threading.Lock()
+        self._closing = threading.Event()
 
     def prefetch(self, request: requests.PreparedRequest) -> None:
         """Start fetching `request` now; `send` of the same URL then takes its answer."""
@@ -153,9 +151,13 @@ class HttpxAdapter(BaseAdapter):
     def fetch(self, url: str, headers: Dict[str, str]) -> Answer:
         """GET `url` with the retry policy; raises `WordPressError` for anything unusable."""
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(max(1, self.http.max_attempts)),
+            # closing (an interrupted run) ends the backoff at once: no attempt after it
+            stop=tenacity.stop_after_attempt(max(1, self.http.max_attempts))
+            | tenacity.stop_when_event_set(self._closing),
+            sleep=self._sleep,
             wait=self._wait,
-            retry=tenacity.retry_if_exception_type(httpx.TransportError)
+            # a host name that does not resolve is a typo or a wrong base_url: no retry fixes it
+            retry=tenacity.retry_if_exception(lambda e: isinstance(e, httpx.TransportError) and not _unresolved(e))
             | tenacity.retry_if_result(lambda r: r.status_code in RETRY_STATUSES),
             before_sleep=self._before_sleep,
             # out of attempts: the last answer is checked (and reported) like any other
@@ -200,15 +202,20 @@ class HttpxAdapter(BaseAdapter):
                 return retry_after
         return self.backoff(state.attempt_number)
 
+    def _sleep(self, seconds: float) -> None:
+        self._closing.wait(seconds)
+
     def _before_sleep(self, state: tenacity.RetryCallState) -> None:
         with self._lock:
             self.stats.retries += 1
         outcome = state.outcome
         what = _describe(outcome.exception()) if outcome and outcome.failed else f"HTTP {outcome.result().status_code}"  # type: ignore[union-attr]
         delay = state.next_action.sleep if state.next_action else 0.0
-        log.info("GET failed (%s); retry %d in %.1fs", what, state.attempt_number, delay)
+        attempt = f"attempt {state.attempt_number + 1} of {self.http.max_attempts}, in {delay:g}s"
+        log.warning("retrying GET %s: %s (%s)", state.args[0], what, attempt)  # one line, without --verbose too
 
     def close(self) -> None:
+        self._closing.set()
         self._executor.shutdown(wait=True, cancel_futures=True)
         if self._digest_pool is not None:
             self._digest_pool.shutdown(wait=True, cancel_futures=True)
@@ -348,11 +355,17 @@ def _headers(request: requests.PreparedRequest) -> Dict[str, str]:
 
 def _verify(verify: Optional[str]) -> Any:
     """True (system CAs), False ("false"), or an SSL context trusting the CA bundle at `verify`."""
-    if not verify:
+    if not verify or str(verify).lower() == "true":
         return True
     if str(verify).lower() == "false":
         return False
-    return ssl.create_default_context(cafile=str(verify))
+    try:
+        return ssl.create_default_context(cafile=str(verify))
+    except OSError as exc:  # missing, unreadable, or not PEM certificates (ssl.SSLError)
+        raise ConfigError(
+            f"sources.bulletin.http.verify: cannot use {verify!r} as a CA bundle ({_describe(exc)}); "
+            "give a readable PEM file of CA certificates, or false to skip verification"
+        ) from exc
 
 
 def _wordpress_error(content: bytes) -> Tuple[Optional[str], Optional[str]]:
@@ -382,6 +395,14 @@ def _retry_after(response: Reply) -> Optional[float]:
 def _describe(exc: Optional[BaseException]) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _unresolved(exc: BaseException) -> bool:
+    """Whether a connection failed because the host name does not resolve (DNS)."""
+    current: Optional[BaseException] = exc
+    while current is not None and not isinstance(current, socket.gaierror):
+        current = current.__cause__ or current.__context__
+    return current is not None
 
 
 def _unreachable(url: str, exc: BaseException, attempts: int) -> WordPressUnreachable:

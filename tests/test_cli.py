@@ -109,8 +109,11 @@ def test_missing_base_url_and_unreachable_host(tmp_path):
         cwd=tmp_path,
         env={"SOURCES__BULLETIN__HTTP__MAX_ATTEMPTS": "2"},
     )
-    assert result.returncode == 1 and "cannot reach 127.0.0.1:9" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    # one line per retry, then the error: one line, the last
+    *retries, error = result.stderr.strip().splitlines()
+    assert error.startswith("error: cannot reach 127.0.0.1:9"), result.stderr
+    assert len(retries) == 1 and retries[0].startswith("retrying GET http://127.0.0.1:9/"), result.stderr
 
 
 def test_verbose_shows_the_traceback(tmp_path):

@@ -69,7 +69,7 @@ def test_ledger_prunes_versions_older_than_the_horizon():
         ({"last_modified_date": "yesterday"}, "YYYY-MM-DD"),
         ({"load_time": "25:00"}, "HH:MM:SS"),
         ({"endpoints": ["pages", "Pages!"]}, "collection name"),
-        ({"per_page": 101}, "between 1 and 100"),
+        ({"per_page": 101}, "between 3 and 100"),
         ({"compression": "rar"}, "compression"),
         # a layout without {load_id} made every run overwrite the last one's file (250 rows -> 1)
         ({"layout": "{table_name}/data.{ext}"}, "lacks {load_id}, {file_id}"),

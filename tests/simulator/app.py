@@ -35,6 +35,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from datetime import datetime
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import quote
 
 from . import records as R
 from .controls import Controls, Fault
@@ -57,7 +58,8 @@ Send = Callable[[Message], Awaitable[None]]
 
 log = logging.getLogger(__name__)
 
-_ITEM_ROUTE = re.compile(r"^/wp/v2/(?P<collection>[A-Za-z0-9_-]+)(?:/(?P<id>\d+))?$")
+# any rest_base, as WordPress registers it (the path arrives percent-decoded)
+_ITEM_ROUTE = re.compile(r"^/wp/v2/(?P<collection>[^/]+)(?:/(?P<id>\d+))?$")
 _JSON = b"application/json; charset=UTF-8"
 _HTML = b"text/html; charset=UTF-8"
 _REST_HEADERS = [
@@ -298,7 +300,7 @@ class SimulatorApp:
             (b"x-wp-total", str(result.total).encode()),
             (b"x-wp-totalpages", str(result.total_pages).encode()),
         ]
-        base = f"{self.origin}/wp-json/wp/v2/{collection}"
+        base = f"{self.origin}/wp-json/wp/v2/{quote(collection)}"
         links = []
         if result.page > 1:
             prev_page = min(result.page - 1, result.total_pages)
