@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import posixpath
 from typing import Optional
 
+import dlt
 import pendulum
 from dlt.destinations import filesystem
 
+from .errors import DestinationError, first_line
 from .recovery import package_partition
 from .settings import BulletinSettings, parse_date, parse_time
 
@@ -91,3 +94,59 @@ def configure_arrow_memory() -> None:
         pa.set_memory_pool(pa.jemalloc_memory_pool())
     except (NotImplementedError, pa.ArrowNotImplementedError):
         pass  # a pyarrow build without jemalloc: keep its default
+
+
+def preflight_destination(pipeline: dlt.Pipeline) -> None:
+    """Prove the destination is writable before any API page is fetched: a missing bucket or wrong
+    credentials must not surface after minutes of fetching, or worse, after extract."""
+    bucket = pipeline.destination.config_params.get("bucket_url", "")  # type: ignore[union-attr]
+    try:
+        with pipeline.destination_client() as client:
+            fs = client.fs_client  # type: ignore[attr-defined]
+            dataset_path = client.dataset_path  # type: ignore[attr-defined]
+            # probe beside the dataset until dlt has created it: dlt initialises a dataset folder
+            # only when it does not exist yet
+            folder = dataset_path if fs.isdir(dataset_path) else posixpath.dirname(dataset_path.rstrip("/"))
+            if client.config.is_local_filesystem:  # type: ignore[attr-defined]
+                # object stores have no folders, and s3fs's makedirs creates a missing bucket
+                fs.makedirs(folder, exist_ok=True)
+            probe = posixpath.join(folder, "_bulletin_preflight")
+            fs.pipe(probe, b"ok")
+            fs.rm(probe)
+    except Exception as exc:  # noqa: BLE001 - rendered as one line for the user
+        raise DestinationError(f"cannot write to {bucket}: {describe_storage_error(exc, bucket)}") from exc
+
+
+def describe_storage_error(exc: BaseException, bucket: str = "") -> str:
+    """One line for a storage error, with the credential hints of the bucket's kind of store."""
+    text = first_line(exc)
+    lowered = f"{_error_codes(exc)} {text}".lower()
+    where = credentials_hint(bucket)
+    if "nosuchbucket" in lowered or "bucket does not exist" in lowered or "specified bucket" in lowered:
+        return f"the bucket does not exist ({text}); create it or fix bucket_url"
+    if any(k in lowered for k in ("invalidaccesskeyid", "signaturedoesnotmatch", "accessdenied", "forbidden", "403")):
+        return f"the credentials were rejected ({text}); check {where}"
+    if (
+        "nocredentials" in lowered
+        or "unable to locate credentials" in lowered
+        or ("configfieldmissingexception" in lowered and "credentials" in lowered)
+    ):
+        return f"no credentials found; set {where}"
+    return text
+
+
+def _error_codes(exc: BaseException) -> str:
+    """Exception type names and S3 error codes along the cause chain: s3fs turns a ClientError
+    (InvalidAccessKeyId, SignatureDoesNotMatch, NoSuchBucket...) into a PermissionError or
+    FileNotFoundError carrying only the message, with the ClientError as its cause."""
+    names = []
+    seen = set()
+    current: Optional[BaseException] = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        names.append(type(current).__name__)
+        response = getattr(current, "response", None)
+        if isinstance(response, dict):
+            names.append(str(response.get("Error", {}).get("Code", "")))
+        current = current.__cause__ or current.__context__
+    return " ".join(names)

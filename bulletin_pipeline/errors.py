@@ -75,3 +75,9 @@ class Interrupted(KeyboardInterrupt):
 
 class LakeLocked(BulletinError):
     """Another run holds the lake's lock (lock.py): this run stops before writing anything."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type's name."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else "") or type(exc).__name__

@@ -10,7 +10,6 @@ import contextlib
 import copy
 import datetime as dt
 import os
-import posixpath
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional
@@ -20,8 +19,15 @@ import dlt
 from dlt.common.pipeline import LoadInfo, get_dlt_pipelines_dir
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from . import destination, recovery, retention
-from .destination import DATASET_NAME, configure_arrow_memory, configure_parquet, make_destination, partition_datetime
+from . import recovery, retention
+from .destination import (
+    DATASET_NAME,
+    configure_arrow_memory,
+    configure_parquet,
+    make_destination,
+    partition_datetime,
+    preflight_destination,
+)
 from .envelope import REJECTED_TABLE, Envelope
 from .errors import (
     BulletinError,
@@ -31,6 +37,7 @@ from .errors import (
     RejectedRecords,
     WordPressError,
     WordPressUnreachable,
+    first_line,
 )
 from .lock import LakeLock, lake_lock
 from .probe import probe_endpoint
@@ -104,7 +111,7 @@ def make_pipeline(settings: BulletinSettings) -> dlt.Pipeline:
 
 def _working_files_error(folder: str, exc: OSError) -> BulletinError:
     return BulletinError(
-        f"cannot write dlt's working files in {folder}: {_first_line(exc)}; "
+        f"cannot write dlt's working files in {folder}: {first_line(exc)}; "
         "it needs free space and write access, or pass another --pipelines-dir"
     )
 
@@ -121,62 +128,6 @@ def stored_cursor(pipeline: dlt.Pipeline, endpoint: str) -> Optional[str]:
     return str(value) if value is not None else None
 
 
-def preflight_destination(pipeline: dlt.Pipeline) -> None:
-    """Prove the destination is writable before any API page is fetched: a missing bucket or wrong
-    credentials must not surface after minutes of fetching, or worse, after extract."""
-    bucket = pipeline.destination.config_params.get("bucket_url", "")  # type: ignore[union-attr]
-    try:
-        with pipeline.destination_client() as client:
-            fs = client.fs_client  # type: ignore[attr-defined]
-            dataset_path = client.dataset_path  # type: ignore[attr-defined]
-            # probe beside the dataset until dlt has created it: dlt initialises a dataset folder
-            # only when it does not exist yet
-            folder = dataset_path if fs.isdir(dataset_path) else posixpath.dirname(dataset_path.rstrip("/"))
-            if client.config.is_local_filesystem:  # type: ignore[attr-defined]
-                # object stores have no folders, and s3fs's makedirs creates a missing bucket
-                fs.makedirs(folder, exist_ok=True)
-            probe = posixpath.join(folder, "_bulletin_preflight")
-            fs.pipe(probe, b"ok")
-            fs.rm(probe)
-    except Exception as exc:  # noqa: BLE001 - rendered as one line for the user
-        raise DestinationError(f"cannot write to {bucket}: {describe_storage_error(exc, bucket)}") from exc
-
-
-def describe_storage_error(exc: BaseException, bucket: str = "") -> str:
-    """One line for a storage error, with the credential hints of the bucket's kind of store."""
-    text = _first_line(exc)
-    lowered = f"{_error_codes(exc)} {text}".lower()
-    where = destination.credentials_hint(bucket)
-    if "nosuchbucket" in lowered or "bucket does not exist" in lowered or "specified bucket" in lowered:
-        return f"the bucket does not exist ({text}); create it or fix bucket_url"
-    if any(k in lowered for k in ("invalidaccesskeyid", "signaturedoesnotmatch", "accessdenied", "forbidden", "403")):
-        return f"the credentials were rejected ({text}); check {where}"
-    if (
-        "nocredentials" in lowered
-        or "unable to locate credentials" in lowered
-        or ("configfieldmissingexception" in lowered and "credentials" in lowered)
-    ):
-        return f"no credentials found; set {where}"
-    return text
-
-
-def _error_codes(exc: BaseException) -> str:
-    """Exception type names and S3 error codes along the cause chain: s3fs turns a ClientError
-    (InvalidAccessKeyId, SignatureDoesNotMatch, NoSuchBucket...) into a PermissionError or
-    FileNotFoundError carrying only the message, with the ClientError as its cause."""
-    names = []
-    seen = set()
-    current: Optional[BaseException] = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        names.append(type(current).__name__)
-        response = getattr(current, "response", None)
-        if isinstance(response, dict):
-            names.append(str(response.get("Error", {}).get("Code", "")))
-        current = current.__cause__ or current.__context__
-    return " ".join(names)
-
-
 def restore_state(pipeline: dlt.Pipeline) -> None:
     """Pull the newest state from the lake when it is newer than the local one (fresh runners)."""
     try:
@@ -184,7 +135,7 @@ def restore_state(pipeline: dlt.Pipeline) -> None:
     except Exception as exc:  # noqa: BLE001 - rendered as one line for the user
         raise DestinationError(
             f"cannot read the destination {pipeline.destination.config_params.get('bucket_url', '')}: "  # type: ignore[union-attr]
-            f"{_first_line(exc)}"
+            f"{first_line(exc)}"
         ) from exc
 
 
@@ -400,8 +351,8 @@ def _dlt_step(pipeline: dlt.Pipeline) -> Iterator[None]:
         if step in ("extract", "normalize") and isinstance(cause, OSError) and cause.errno is not None:
             raise _working_files_error(pipeline.pipelines_dir, cause) from exc  # they write only there
         if step == "load" or step == "sync":
-            raise DestinationError(f"writing to the destination failed ({step}): {_first_line(cause)}") from exc
-        raise BulletinError(f"{step} step failed: {_first_line(cause)}") from exc
+            raise DestinationError(f"writing to the destination failed ({step}): {first_line(cause)}") from exc
+        raise BulletinError(f"{step} step failed: {first_line(cause)}") from exc
 
 
 def _find_cause(exc: BaseException) -> BaseException:
@@ -418,11 +369,6 @@ def _find_cause(exc: BaseException) -> BaseException:
             break
         current = nxt
     return current
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else "") or type(exc).__name__
 
 
 def _files_written(info: Optional[LoadInfo], table: str) -> int:

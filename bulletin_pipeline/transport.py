@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
-import email.utils
 import io
 import json
 import logging
-import socket
 import ssl
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, Mapping, Optional
 from urllib.parse import urlsplit
 
 import httpx
@@ -35,15 +33,15 @@ from dlt.sources.helpers.rest_client.auth import HttpBasicAuth
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
+from .answers import Reply, check_answer, describe, retry_after, site_now, unreachable, unresolved
 from .digest import DigestSpec, PageColumns, digest_page, page_table, start_workers
-from .errors import ConfigError, WordPressError, WordPressUnreachable
+from .errors import ConfigError, WordPressError
 from .redact import redact_url
 from .settings import HttpSettings
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 507, 520, 521, 522, 523, 524})
-MAX_RETRY_AFTER_SECONDS = 120.0
 USER_AGENT = "bulletin-pipeline (dlt; +https://dlthub.com)"
 
 
@@ -52,17 +50,6 @@ class HttpStats:
     requests: int = 0
     retries: int = 0
     http_versions: Dict[str, int] = field(default_factory=dict)
-
-
-@dataclass
-class Reply:
-    """What an HTTP answer said, read whole (nothing of httpx's response object is kept)."""
-
-    status_code: int
-    headers: httpx.Headers
-    content: bytes
-    reason_phrase: str
-    http_version: str
 
 
 @dataclass
@@ -157,7 +144,7 @@ class HttpxAdapter(BaseAdapter):
             sleep=self._sleep,
             wait=self._wait,
             # a host name that does not resolve is a typo or a wrong base_url: no retry fixes it
-            retry=tenacity.retry_if_exception(lambda e: isinstance(e, httpx.TransportError) and not _unresolved(e))
+            retry=tenacity.retry_if_exception(lambda e: isinstance(e, httpx.TransportError) and not unresolved(e))
             | tenacity.retry_if_result(lambda r: r.status_code in RETRY_STATUSES),
             before_sleep=self._before_sleep,
             # out of attempts: the last answer is checked (and reported) like any other
@@ -166,10 +153,12 @@ class HttpxAdapter(BaseAdapter):
         try:
             response = retrying(self._get, url, headers)
         except httpx.TransportError as exc:
-            raise _unreachable(url, exc, retrying.statistics.get("attempt_number", 1)) from exc
+            raise unreachable(url, exc, retrying.statistics.get("attempt_number", 1)) from exc
         attempts = retrying.statistics.get("attempt_number", 1)
         answer = Answer(response, attempts)
-        check_answer(url, answer, authenticated=any(k.lower() == "authorization" for k in headers))
+        check_answer(
+            url, answer.response, answer.attempts, authenticated=any(k.lower() == "authorization" for k in headers)
+        )
         return answer
 
     def _get(self, url: str, headers: Dict[str, str]) -> Reply:
@@ -197,9 +186,9 @@ class HttpxAdapter(BaseAdapter):
     def _wait(self, state: tenacity.RetryCallState) -> float:
         outcome = state.outcome
         if outcome is not None and not outcome.failed:
-            retry_after = _retry_after(outcome.result())
-            if retry_after is not None:
-                return retry_after
+            asked = retry_after(outcome.result())
+            if asked is not None:
+                return asked
         return self.backoff(state.attempt_number)
 
     def _sleep(self, seconds: float) -> None:
@@ -209,7 +198,7 @@ class HttpxAdapter(BaseAdapter):
         with self._lock:
             self.stats.retries += 1
         outcome = state.outcome
-        what = _describe(outcome.exception()) if outcome and outcome.failed else f"HTTP {outcome.result().status_code}"  # type: ignore[union-attr]
+        what = describe(outcome.exception()) if outcome and outcome.failed else f"HTTP {outcome.result().status_code}"  # type: ignore[union-attr]
         delay = state.next_action.sleep if state.next_action else 0.0
         attempt = f"attempt {state.attempt_number + 1} of {self.http.max_attempts}, in {delay:g}s"
         log.warning("retrying GET %s: %s (%s)", state.args[0], what, attempt)  # one line, without --verbose too
@@ -266,42 +255,6 @@ def site_auth(http: HttpSettings) -> Optional[HttpBasicAuth]:
     return HttpBasicAuth(username=http.username, password=http.password or "").resolve()
 
 
-def check_answer(url: str, answer: Answer, authenticated: bool = False) -> None:
-    """Raise a one-line WordPressError for anything that is not a JSON list page."""
-    url = redact_url(url)
-    response = answer.response
-    content_type = response.headers.get("content-type", "")
-    body = response.content.lstrip()
-    status = response.status_code
-    if status >= 400:
-        code, message = _wordpress_error(response.content)
-        if code == "rest_no_route":
-            collection = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
-            hint = f"the collection {collection!r} does not exist on this site; check endpoints and base_url"
-        elif status in (401, 403) and authenticated:
-            hint = "the site refused the credentials; check sources.bulletin.http.username and password"
-        elif status in (401, 403):
-            hint = "the collection needs authentication: set sources.bulletin.http.username and password"
-        elif code:
-            hint = message or "the site rejected the request"
-        elif status >= 500 or status == 429:
-            hint = f"the server kept failing (after {answer.attempts} attempt(s)); try again later"
-        else:
-            hint = f"not a WordPress REST error ({content_type or 'no content type'}); is base_url the REST base?"
-        raise WordPressError(
-            f"GET {url} answered HTTP {status}{' ' + code if code else ''}: {hint}", url=url, status=status, code=code
-        )
-    if not body.startswith(b"["):
-        what = "a JSON object" if body.startswith(b"{") else (content_type or "a non-JSON body")
-        snippet = body[:40].decode("utf-8", "replace").replace("\n", " ")
-        raise WordPressError(
-            f"GET {url} answered {what} ({snippet!r}...) instead of a JSON list; base_url must be "
-            "the REST base of the site, e.g. https://www.example.edu/wp-json/wp/v2/",
-            url=url,
-            status=status,
-        )
-
-
 class WordPressResponse(requests.Response):
     """A requests.Response whose `json()` is, for a collection's list page, the page's arrow
     table (digest.py): what rest_api then yields for the page. Other answers parse as JSON."""
@@ -337,16 +290,6 @@ def _to_requests_response(request: requests.PreparedRequest, answer: Answer) -> 
     return response
 
 
-def site_now(reply: Reply) -> dt.datetime:
-    """The site's clock (UTC) by its `Date` header; ours when it has none or one a day off."""
-    ours = dt.datetime.now(dt.UTC)
-    try:
-        theirs = email.utils.parsedate_to_datetime(reply.headers.get("date", "")).astimezone(dt.UTC)
-    except (TypeError, ValueError):
-        return ours
-    return theirs if abs(theirs - ours) < dt.timedelta(days=1) else ours
-
-
 def _headers(request: requests.PreparedRequest) -> Dict[str, str]:
     """What the request carries beyond httpx's defaults (credentials configured in rest_api)."""
     skip = {"user-agent", "accept", "accept-encoding", "connection"}
@@ -363,53 +306,6 @@ def _verify(verify: Optional[str]) -> Any:
         return ssl.create_default_context(cafile=str(verify))
     except OSError as exc:  # missing, unreadable, or not PEM certificates (ssl.SSLError)
         raise ConfigError(
-            f"sources.bulletin.http.verify: cannot use {verify!r} as a CA bundle ({_describe(exc)}); "
+            f"sources.bulletin.http.verify: cannot use {verify!r} as a CA bundle ({describe(exc)}); "
             "give a readable PEM file of CA certificates, or false to skip verification"
         ) from exc
-
-
-def _wordpress_error(content: bytes) -> Tuple[Optional[str], Optional[str]]:
-    try:
-        body = json.loads(content)
-    except ValueError:
-        return None, None
-    if isinstance(body, dict) and isinstance(body.get("code"), str):
-        return body["code"], str(body.get("message") or "")
-    return None, None
-
-
-def _retry_after(response: Reply) -> Optional[float]:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return None
-    return max(0.0, min(seconds, MAX_RETRY_AFTER_SECONDS))
-
-
-def _describe(exc: Optional[BaseException]) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _unresolved(exc: BaseException) -> bool:
-    """Whether a connection failed because the host name does not resolve (DNS)."""
-    current: Optional[BaseException] = exc
-    while current is not None and not isinstance(current, socket.gaierror):
-        current = current.__cause__ or current.__context__
-    return current is not None
-
-
-def _unreachable(url: str, exc: BaseException, attempts: int) -> WordPressUnreachable:
-    url = redact_url(url)
-    host = urlsplit(url).netloc.rpartition("@")[2]
-    return WordPressUnreachable(
-        f"cannot reach {host}: {_describe(exc)} (after {attempts} attempt(s), GET {url}); "
-        "check base_url and that the site is up",
-        url=url,
-    )

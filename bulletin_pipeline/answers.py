@@ -1,0 +1,128 @@
+"""What a WordPress answer means: its reply read whole, one-line errors, the site's clock.
+
+`check_answer` turns anything that is not a JSON list page (after the retries) into a one-line
+`WordPressError` that names the URL (redacted) and what to do; the rest says when to retry and
+what the site's clock is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import json
+import socket
+import time
+from dataclasses import dataclass
+from typing import Optional, Tuple
+from urllib.parse import urlsplit
+
+import httpx
+
+from .errors import WordPressError, WordPressUnreachable
+from .redact import redact_url
+
+MAX_RETRY_AFTER_SECONDS = 120.0
+
+
+@dataclass
+class Reply:
+    """What an HTTP answer said, read whole (nothing of httpx's response object is kept)."""
+
+    status_code: int
+    headers: httpx.Headers
+    content: bytes
+    reason_phrase: str
+    http_version: str
+
+
+def check_answer(url: str, answer: Reply, attempts: int, authenticated: bool = False) -> None:
+    """Raise a one-line WordPressError for anything that is not a JSON list page."""
+    url = redact_url(url)
+    response = answer
+    content_type = response.headers.get("content-type", "")
+    body = response.content.lstrip()
+    status = response.status_code
+    if status >= 400:
+        code, message = _wordpress_error(response.content)
+        if code == "rest_no_route":
+            collection = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
+            hint = f"the collection {collection!r} does not exist on this site; check endpoints and base_url"
+        elif status in (401, 403) and authenticated:
+            hint = "the site refused the credentials; check sources.bulletin.http.username and password"
+        elif status in (401, 403):
+            hint = "the collection needs authentication: set sources.bulletin.http.username and password"
+        elif code:
+            hint = message or "the site rejected the request"
+        elif status >= 500 or status == 429:
+            hint = f"the server kept failing (after {attempts} attempt(s)); try again later"
+        else:
+            hint = f"not a WordPress REST error ({content_type or 'no content type'}); is base_url the REST base?"
+        raise WordPressError(
+            f"GET {url} answered HTTP {status}{' ' + code if code else ''}: {hint}", url=url, status=status, code=code
+        )
+    if not body.startswith(b"["):
+        what = "a JSON object" if body.startswith(b"{") else (content_type or "a non-JSON body")
+        snippet = body[:40].decode("utf-8", "replace").replace("\n", " ")
+        raise WordPressError(
+            f"GET {url} answered {what} ({snippet!r}...) instead of a JSON list; base_url must be "
+            "the REST base of the site, e.g. https://www.example.edu/wp-json/wp/v2/",
+            url=url,
+            status=status,
+        )
+
+
+def site_now(reply: Reply) -> dt.datetime:
+    """The site's clock (UTC) by its `Date` header; ours when it has none or one a day off."""
+    ours = dt.datetime.now(dt.UTC)
+    try:
+        theirs = email.utils.parsedate_to_datetime(reply.headers.get("date", "")).astimezone(dt.UTC)
+    except (TypeError, ValueError):
+        return ours
+    return theirs if abs(theirs - ours) < dt.timedelta(days=1) else ours
+
+
+def _wordpress_error(content: bytes) -> Tuple[Optional[str], Optional[str]]:
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return None, None
+    if isinstance(body, dict) and isinstance(body.get("code"), str):
+        return body["code"], str(body.get("message") or "")
+    return None, None
+
+
+def retry_after(response: Reply) -> Optional[float]:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return max(0.0, min(seconds, MAX_RETRY_AFTER_SECONDS))
+
+
+def describe(exc: Optional[BaseException]) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def unresolved(exc: BaseException) -> bool:
+    """Whether a connection failed because the host name does not resolve (DNS)."""
+    current: Optional[BaseException] = exc
+    while current is not None and not isinstance(current, socket.gaierror):
+        current = current.__cause__ or current.__context__
+    return current is not None
+
+
+def unreachable(url: str, exc: BaseException, attempts: int) -> WordPressUnreachable:
+    url = redact_url(url)
+    host = urlsplit(url).netloc.rpartition("@")[2]
+    return WordPressUnreachable(
+        f"cannot reach {host}: {describe(exc)} (after {attempts} attempt(s), GET {url}); "
+        "check base_url and that the site is up",
+        url=url,
+    )
