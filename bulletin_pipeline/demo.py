@@ -250,20 +250,25 @@ def _site_local(value: str) -> Optional[str]:
     return _wp(moment, SITE_TZ) if moment.tzinfo else value
 
 
-class _Handler(BaseHTTPRequestHandler):
+class DemoHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, which the pipeline's connection pool relies on
     server: _Server
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
         name = url.path[len(ROUTE) :].strip("/") if url.path.startswith(ROUTE) else ""
+        query = dict(parse_qsl(url.query))
         try:
+            self.admit(name, query)
             if name not in self.server.site.collections:
                 raise WPError(404, "rest_no_route", "No route was found matching the URL and request method.")
-            body, headers = self.server.site.list(name, dict(parse_qsl(url.query)), self.server.origin)
+            body, headers = self.server.site.list(name, query, self.server.origin)
             self._send(200, body, headers)
         except WPError as error:
             self._send(error.status, error.body, [])
+
+    def admit(self, collection: str, query: dict[str, str]) -> None:
+        """Servers built on this one (the tests' authenticated site) refuse a request here."""
 
     def _send(self, status: int, body: bytes, headers: list[tuple[str, str]]) -> None:
         self.send_response(status)
@@ -288,7 +293,7 @@ class DemoServer:
     """The demo site on 127.0.0.1 at a free port, served from a daemon thread inside `with`."""
 
     def __init__(self, pages: int = 2000, media: int = 1000) -> None:
-        self._httpd = _Server(("127.0.0.1", 0), _Handler)
+        self._httpd = _Server(("127.0.0.1", 0), DemoHandler)
         self._httpd.origin = f"http://127.0.0.1:{self._httpd.server_address[1]}"
         self._httpd.site = self.site = DemoSite(self._httpd.origin, pages, media)
         self.base_url = f"{self._httpd.origin}{ROUTE}"

@@ -16,15 +16,14 @@ import subprocess
 import sys
 import threading
 import zlib
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, Dict, Iterator, List, Optional, Tuple
-from urllib.parse import parse_qsl, urlsplit
 
 import dlt
 import pytest
 import yaml
 
-from bulletin_pipeline.demo import ROUTE, DemoSite, WPError
+from bulletin_pipeline.demo import ROUTE, DemoHandler, DemoSite, WPError
 from bulletin_pipeline.pipeline import make_pipeline, run_pipeline, stored_site
 from bulletin_pipeline.redact import redact_text, redact_url
 from bulletin_pipeline.settings import resolve_settings
@@ -36,34 +35,13 @@ BASIC = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
 API_KEY, TOKEN = "k3y-IN-THE-BASE-URL", "t0ken-IN-COLLECTION-PARAMS"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: AuthSite
+class _Handler(DemoHandler):
+    server: AuthSite  # type: ignore[assignment]
 
-    def do_GET(self) -> None:
-        url = urlsplit(self.path)
-        query = dict(parse_qsl(url.query))
-        name = url.path[len(ROUTE) :].strip("/") if url.path.startswith(ROUTE) else ""
-        self.server.seen.append((self.headers.get("Authorization"), name, query))
-        try:
-            if self.headers.get("Authorization") != f"Basic {BASIC}":
-                raise WPError(401, "rest_forbidden", "Sorry, you are not allowed to do that.")
-            if name not in self.server.site.collections:
-                raise WPError(404, "rest_no_route", "No route was found matching the URL and request method.")
-            body, headers = self.server.site.list(name, query, self.server.origin)
-            status = 200
-        except WPError as error:
-            status, body, headers = error.status, error.body, []
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in headers:
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent."""
+    def admit(self, collection: str, query: Dict[str, str]) -> None:
+        self.server.seen.append((self.headers.get("Authorization"), collection, query))
+        if self.headers.get("Authorization") != f"Basic {BASIC}":
+            raise WPError(401, "rest_forbidden", "Sorry, you are not allowed to do that.")
 
 
 class AuthSite(ThreadingHTTPServer):
