@@ -209,11 +209,8 @@ def cleanup_main(argv: Sequence[str], out: Console) -> int:
 
 
 def run_demo(args: argparse.Namespace, out: Console, err: Console) -> int:
-    """`--demo`: the main job against the bundled demo site (demo.py) on loopback, to local disk.
-
-    Its state is marked as the demo site: a later run against a real site refuses to reuse the
-    demo's cursor (see `pipeline.check_site`).
-    """
+    """`--demo`: the main job against the bundled demo site on loopback, its state marked as the
+    demo's (`pipeline.check_site`)."""
     from .demo import DEMO_SITE_ID, DemoServer
 
     with DemoServer() as server:
@@ -266,16 +263,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def main_and_exit() -> NoReturn:
-    """The command's entry point (`run.py`, `python -m bulletin_pipeline`): `main()`, then exit.
-
-    At exit the interpreter collects garbage over everything still alive - dlt, pyarrow, pydantic
-    and what the run left, ~1.4 x 10^5 tracked objects after a demo run - again and again while it
-    tears the modules down: 0.6-0.8 s of one core after the summary was printed, on every run.
-    Nothing left needs a collection by then (the files are closed, the workers gone, atexit
-    handlers still run), so the survivors are frozen out of those collections and the process
-    exits in ~0.1 s. Only here, where the process ends: `main()` itself leaves the collector alone
-    for callers that go on.
-    """
+    """The command's entry point: `main()`, then exit without the interpreter's repeated garbage
+    collections over everything still alive at teardown (frozen: nothing left needs collecting)."""
     code = main()
     gc.freeze()
     sys.exit(code)
@@ -285,8 +274,7 @@ def _guarded(run: Any, argv: Sequence[str]) -> int:
     """Errors as one line and an exit code; the traceback only with --verbose. Both redacted."""
     verbose = "--verbose" in argv or "-v" in argv
     if not verbose:
-        # dlt logs through its own logger; keep its warnings, not its per-request info lines, and
-        # not the tracebacks of its own failures (a trace it could not save): the error line says
+        # dlt's warnings, without its info lines or its failures' tracebacks: the error line says
         dlt_logger = logging.getLogger("dlt")
         dlt_logger.setLevel(logging.WARNING)
         dlt_logger.addFilter(lambda record: record.exc_info is None)
@@ -318,7 +306,7 @@ def _guarded(run: Any, argv: Sequence[str]) -> int:
         return 1
 
 
-def _terminate(signum: int, frame: Any) -> None:
+def _terminate(signum: int, _frame: Any) -> None:
     raise Interrupted(signum)
 
 

@@ -116,15 +116,20 @@ def _working_files_error(folder: str, exc: OSError) -> BulletinError:
     )
 
 
-def stored_cursor(pipeline: dlt.Pipeline, endpoint: str) -> Optional[str]:
-    """The `modified` cursor dlt keeps for an endpoint's rest_api resource (None before any run)."""
-    state: Any = pipeline.state
+def _source_state(pipeline: dlt.Pipeline, *path: str) -> Any:
+    """The value at `path` under this source's dlt state (None when absent)."""
+    value: Any = pipeline.state["sources"]  # type: ignore[typeddict-item]
     try:
-        value = state["sources"][SOURCE_NAME]["resources"][api_resource_name(endpoint)]["incremental"]["modified"][
-            "last_value"
-        ]
+        for key in (SOURCE_NAME, *path):
+            value = value[key]
     except (KeyError, TypeError):
         return None
+    return value
+
+
+def stored_cursor(pipeline: dlt.Pipeline, endpoint: str) -> Optional[str]:
+    """The `modified` cursor dlt keeps for an endpoint's rest_api resource (None before any run)."""
+    value = _source_state(pipeline, "resources", api_resource_name(endpoint), "incremental", "modified", "last_value")
     return str(value) if value is not None else None
 
 
@@ -140,11 +145,7 @@ def restore_state(pipeline: dlt.Pipeline) -> None:
 
 
 def stored_site(pipeline: dlt.Pipeline) -> Optional[str]:
-    state: Any = pipeline.state
-    try:
-        return state["sources"][SOURCE_NAME]["site"]  # type: ignore[no-any-return]
-    except (KeyError, TypeError):
-        return None
+    return _source_state(pipeline, "site")  # type: ignore[no-any-return]
 
 
 def check_site(pipeline: dlt.Pipeline, settings: BulletinSettings) -> None:
@@ -309,11 +310,7 @@ def _dataset_path(pipeline: dlt.Pipeline) -> str:
 
 
 def written_versions(pipeline: dlt.Pipeline, endpoint: str) -> Optional[Dict[str, str]]:
-    state: Any = pipeline.state
-    try:
-        return state["sources"][SOURCE_NAME]["resources"][envelope_resource_name(endpoint)][LEDGER_KEY]  # type: ignore[no-any-return]
-    except (KeyError, TypeError):
-        return None
+    return _source_state(pipeline, "resources", envelope_resource_name(endpoint), LEDGER_KEY)  # type: ignore[no-any-return]
 
 
 def cleanup_partitions(
@@ -372,11 +369,5 @@ def _find_cause(exc: BaseException) -> BaseException:
 
 
 def _files_written(info: Optional[LoadInfo], table: str) -> int:
-    if info is None:
-        return 0
-    count = 0
-    for package in info.load_packages:
-        for job in package.jobs.get("completed_jobs", []):
-            if job.job_file_info.table_name == table:
-                count += 1
-    return count
+    packages = info.load_packages if info else []
+    return sum(job.job_file_info.table_name == table for p in packages for job in p.jobs.get("completed_jobs", []))

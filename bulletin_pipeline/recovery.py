@@ -1,25 +1,8 @@
 """Crash recovery: what a run killed between or inside dlt's steps left behind, made whole.
 
-dlt keeps a run's work as a load package: extracted, then normalized, then loaded file by file,
-and a load counts only once `_dlt_loads/<schema>__<load_id>.jsonl` is written (the cursor and
-written-versions ledger are committed in the same step). A crash leaves one of these:
-
-* a package on this runner that was never (fully) loaded: the next run finishes it before it
-  probes or extracts anything, so the state it trusts is the lake's (`finish_pending`). Its files
-  land where they would have: the partition is pinned in the package at extract (`pin_partition`)
-  and the destination reads it back for every file it writes (`package_partition`);
-* files in the lake of a load that never completed, with no package left to finish (a fresh CI
-  runner, or jobs dlt will write again): they are removed before the run (`remove_incomplete_loads`),
-  and the records are read again from the restored state, which predates them;
-* a kill inside normalize's commit (the package renamed into the load folder, its extracted copy
-  not yet deleted), which failed every later normalize with "Directory not empty":
-  `repair_normalize_commit` keeps the complete normalized copy, or names the command that resolves it.
-
-What a reader can still see: on local disk dlt copies a file in place, so between a kill (or a
-full disk that also stops this process) and the next run a partial Parquet file can sit in the
-lake; a run that survives its failed load removes it at once, the next run in any case. On S3 an
-object appears whole or not at all, but files of a load that never completed stay visible until
-the next run removes them or writes them again.
+A pending package on this runner is finished first (`finish_pending`, its partition pinned at
+extract by `pin_partition`); lake files of loads without a `_dlt_loads` entry are removed
+(`remove_incomplete_loads`); a kill inside normalize's commit is repaired (`repair_normalize_commit`).
 """
 
 from __future__ import annotations
