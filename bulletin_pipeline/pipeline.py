@@ -37,6 +37,7 @@ from .errors import (
     RejectedRecords,
     WordPressError,
     WordPressUnreachable,
+    cause_chain,
     first_line,
 )
 from .lock import LakeLock, lake_lock
@@ -118,9 +119,9 @@ def _working_files_error(folder: str, exc: OSError) -> BulletinError:
 
 def _source_state(pipeline: dlt.Pipeline, *path: str) -> Any:
     """The value at `path` under this source's dlt state (None when absent)."""
-    value: Any = pipeline.state["sources"]  # type: ignore[typeddict-item]
+    value: Any = pipeline.state
     try:
-        for key in (SOURCE_NAME, *path):
+        for key in ("sources", SOURCE_NAME, *path):
             value = value[key]
     except (KeyError, TypeError):
         return None
@@ -271,12 +272,10 @@ def _summarise(
             files=_files_written(info, endpoint),
             rereads=paginators[endpoint].rereads if endpoint in paginators else 0,
         )
-        stats = envelopes[endpoint].stats if endpoint in envelopes else None
-        if stats is not None:
-            summary.loaded = stats.loaded
-            summary.rejected = stats.rejected
-            summary.duplicates_skipped = stats.duplicates
-            summary.rejected_examples = stats.rejected_examples
+        if endpoint in envelopes:
+            stats = envelopes[endpoint].stats
+            summary.loaded, summary.rejected = stats.loaded, stats.rejected
+            summary.duplicates_skipped, summary.rejected_examples = stats.duplicates, stats.rejected_examples
         summaries.append(summary)
     return RunSummary(
         pipeline_name=PIPELINE_NAME,
@@ -353,19 +352,9 @@ def _dlt_step(pipeline: dlt.Pipeline) -> Iterator[None]:
 
 
 def _find_cause(exc: BaseException) -> BaseException:
-    """The innermost exception, or the first of ours or an interrupt: dlt wraps a resource's error
-    in several layers."""
-    seen = set()
-    current: BaseException = exc
-    while id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, (BulletinError, KeyboardInterrupt)):
-            return current
-        nxt = current.__cause__ or current.__context__
-        if nxt is None:
-            break
-        current = nxt
-    return current
+    """The first of ours or an interrupt along the chain dlt wraps a resource's error in, else the innermost."""
+    chain = list(cause_chain(exc))
+    return next((e for e in chain if isinstance(e, (BulletinError, KeyboardInterrupt))), chain[-1])
 
 
 def _files_written(info: Optional[LoadInfo], table: str) -> int:
