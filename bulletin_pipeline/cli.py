@@ -72,20 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace, **extra: Any) -> BulletinSettings:
-    overrides: Dict[str, Any] = {
-        "base_url": args.base_url,
-        "bucket_url": args.bucket_url,
-        "endpoints": args.endpoints.split(",") if args.endpoints is not None else None,  # '' is an error
-        "full_refresh": args.full_refresh,
-        "last_modified_date": args.last_modified_date,
-        "load_date": args.load_date,
-        "load_time": args.load_time,
-        "strict": args.strict,
-        "if_changed": args.if_changed,
-        "pipelines_dir": args.pipelines_dir,
-        **extra,
-    }
-    return resolve_settings(**overrides)
+    flags = "base_url bucket_url full_refresh last_modified_date load_date load_time strict if_changed pipelines_dir"
+    overrides = {name: getattr(args, name) for name in flags.split()}
+    endpoints = args.endpoints.split(",") if args.endpoints is not None else None  # '' is an error
+    return resolve_settings(**{**overrides, "endpoints": endpoints, **extra})
 
 
 class ProgressView:
@@ -147,15 +137,8 @@ def render_summary(summary: RunSummary, console: Console) -> None:
         numeric = column in ("loaded", "rejected", "files")
         table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
     for e in summary.endpoints:
-        table.add_row(
-            e.endpoint,
-            e.mode,
-            str(e.loaded),
-            str(e.rejected),
-            str(e.files),
-            e.cursor_before or "-",
-            e.cursor_after or "-",
-        )
+        counts = (str(e.loaded), str(e.rejected), str(e.files))
+        table.add_row(e.endpoint, e.mode, *counts, e.cursor_before or "-", e.cursor_after or "-")
     console.print(table)
     for endpoint, reason in summary.skipped.items():
         console.print(f"{endpoint}: skipped, {reason}")
@@ -283,11 +266,6 @@ def _guarded(run: Any, argv: Sequence[str]) -> int:
         signal.signal(signal.SIGTERM, _terminate)
     try:
         return int(run())
-    except BulletinError as exc:
-        if verbose:
-            sys.stderr.write(redact_text(traceback.format_exc()))  # plain: rich crawls dlt's deep chains
-        err.print(f"[red]error:[/] {redact_text(str(exc))}", highlight=False, soft_wrap=True)
-        return exc.exit_code
     except KeyboardInterrupt as exc:
         # Ctrl-C, our SIGTERM handler, or dlt's own handler during normalize and load
         code = getattr(exc, "signal_code", signal.SIGINT)
@@ -301,6 +279,9 @@ def _guarded(run: Any, argv: Sequence[str]) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if verbose:
             sys.stderr.write(redact_text(traceback.format_exc()))  # plain: rich crawls dlt's deep chains
+        if isinstance(exc, BulletinError):
+            err.print(f"[red]error:[/] {redact_text(str(exc))}", highlight=False, soft_wrap=True)
+            return exc.exit_code
         first = redact_text((str(exc).strip().splitlines() or [""])[0])
         err.print(f"[red]error:[/] {type(exc).__name__}: {first} (run with --verbose for details)", soft_wrap=True)
         return 1
