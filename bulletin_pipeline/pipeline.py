@@ -70,9 +70,8 @@ class EndpointSummary:
 
 @dataclass
 class RunSummary:
-    """What a run did; `skipped` lists endpoints --if-changed found unchanged (with the reason),
-    `resumed` the load an earlier run left that this one finished first, `removed` the lake files
-    of loads that never completed, removed before it."""
+    """What a run did; `skipped`: unchanged endpoints (--if-changed), `resumed`: an earlier run's
+    load finished first, `removed`: lake files of loads that never completed."""
 
     pipeline_name: str
     dataset_path: str

@@ -99,9 +99,8 @@ def reset_command(pipeline: dlt.Pipeline) -> str:
 
 
 def repair_normalize_commit(pipeline: dlt.Pipeline) -> None:
-    """A package both extracted and normalized was killed in normalize's commit: the rename into
-    the load folder is atomic, so the normalized copy is whole and the extracted one goes. A copy
-    still in the load folder's `new` (a fallback rename cut short) means no copy is known whole."""
+    """A package both extracted and normalized was killed in normalize's commit: keep the whole
+    normalized copy, unless one is still in the load folder's `new` (then no copy is known whole)."""
     doubled = set(pipeline.list_extracted_load_packages()) & set(pipeline.list_normalized_load_packages())
     if not doubled:
         return
@@ -121,11 +120,8 @@ def repair_normalize_commit(pipeline: dlt.Pipeline) -> None:
 
 
 def remove_incomplete_loads(pipeline: dlt.Pipeline) -> List[str]:
-    """Remove the lake's files of loads without a `_dlt_loads` entry, except those the next load
-    of a package pending on this runner keeps (its completed and started jobs); returns the paths.
-
-    Files are recognised by the `{load_id}` (and `{file_id}`) in the layout; a layout without
-    `{load_id}` leaves data files alone. Only under the lake lock: a load in flight has no entry yet."""
+    """Remove (and return) the lake's files of loads without a `_dlt_loads` entry, except those a
+    package pending here keeps; recognised by the layout's `{load_id}`. Only under the lake lock."""
     repair_normalize_commit(pipeline)  # the pending packages are read below
     pending = {load_id: _kept_file_ids(pipeline, load_id) for load_id in pipeline.list_normalized_load_packages()}
     with pipeline.destination_client() as client:

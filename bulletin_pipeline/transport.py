@@ -144,11 +144,9 @@ class HttpxAdapter(BaseAdapter):
             response = retrying(self._get, url, headers)
         except httpx.TransportError as exc:
             raise unreachable(url, exc, retrying.statistics.get("attempt_number", 1)) from exc
-        attempts = retrying.statistics.get("attempt_number", 1)
-        answer = Answer(response, attempts)
-        check_answer(
-            url, answer.response, answer.attempts, authenticated=any(k.lower() == "authorization" for k in headers)
-        )
+        answer = Answer(response, retrying.statistics.get("attempt_number", 1))
+        authenticated = any(k.lower() == "authorization" for k in headers)
+        check_answer(url, response, answer.attempts, authenticated=authenticated)
         return answer
 
     def _get(self, url: str, headers: Dict[str, str]) -> Reply:
