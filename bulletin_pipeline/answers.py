@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .errors import WordPressError, WordPressUnreachable
+from .errors import WordPressError, WordPressUnreachable, cause_chain
 from .redact import redact_url
 
 MAX_RETRY_AFTER_SECONDS = 120.0
@@ -38,12 +38,11 @@ class Reply:
 def check_answer(url: str, answer: Reply, attempts: int, authenticated: bool = False) -> None:
     """Raise a one-line WordPressError for anything that is not a JSON list page."""
     url = redact_url(url)
-    response = answer
-    content_type = response.headers.get("content-type", "")
-    body = response.content.lstrip()
-    status = response.status_code
+    content_type = answer.headers.get("content-type", "")
+    body = answer.content.lstrip()
+    status = answer.status_code
     if status >= 400:
-        code, message = _wordpress_error(response.content)
+        code, message = _wordpress_error(answer.content)
         if code == "rest_no_route":
             collection = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
             hint = f"the collection {collection!r} does not exist on this site; check endpoints and base_url"
@@ -112,10 +111,7 @@ def describe(exc: Optional[BaseException]) -> str:
 
 def unresolved(exc: BaseException) -> bool:
     """Whether a connection failed because the host name does not resolve (DNS)."""
-    current: Optional[BaseException] = exc
-    while current is not None and not isinstance(current, socket.gaierror):
-        current = current.__cause__ or current.__context__
-    return current is not None
+    return any(isinstance(e, socket.gaierror) for e in cause_chain(exc))
 
 
 def unreachable(url: str, exc: BaseException, attempts: int) -> WordPressUnreachable:

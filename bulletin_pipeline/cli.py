@@ -72,20 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace, **extra: Any) -> BulletinSettings:
-    overrides: Dict[str, Any] = {
-        "base_url": args.base_url,
-        "bucket_url": args.bucket_url,
-        "endpoints": args.endpoints.split(",") if args.endpoints is not None else None,  # '' is an error
-        "full_refresh": args.full_refresh,
-        "last_modified_date": args.last_modified_date,
-        "load_date": args.load_date,
-        "load_time": args.load_time,
-        "strict": args.strict,
-        "if_changed": args.if_changed,
-        "pipelines_dir": args.pipelines_dir,
-        **extra,
-    }
-    return resolve_settings(**overrides)
+    flags = "base_url bucket_url full_refresh last_modified_date load_date load_time strict if_changed pipelines_dir"
+    overrides = {name: getattr(args, name) for name in flags.split()}
+    endpoints = args.endpoints.split(",") if args.endpoints is not None else None  # '' is an error
+    return resolve_settings(**{**overrides, "endpoints": endpoints, **extra})
 
 
 class ProgressView:
@@ -147,15 +137,8 @@ def render_summary(summary: RunSummary, console: Console) -> None:
         numeric = column in ("loaded", "rejected", "files")
         table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
     for e in summary.endpoints:
-        table.add_row(
-            e.endpoint,
-            e.mode,
-            str(e.loaded),
-            str(e.rejected),
-            str(e.files),
-            e.cursor_before or "-",
-            e.cursor_after or "-",
-        )
+        counts = (str(e.loaded), str(e.rejected), str(e.files))
+        table.add_row(e.endpoint, e.mode, *counts, e.cursor_before or "-", e.cursor_after or "-")
     console.print(table)
     for endpoint, reason in summary.skipped.items():
         console.print(f"{endpoint}: skipped, {reason}")
@@ -209,11 +192,8 @@ def cleanup_main(argv: Sequence[str], out: Console) -> int:
 
 
 def run_demo(args: argparse.Namespace, out: Console, err: Console) -> int:
-    """`--demo`: the main job against the bundled demo site (demo.py) on loopback, to local disk.
-
-    Its state is marked as the demo site: a later run against a real site refuses to reuse the
-    demo's cursor (see `pipeline.check_site`).
-    """
+    """`--demo`: the main job against the bundled demo site on loopback, its state marked as the
+    demo's (`pipeline.check_site`)."""
     from .demo import DEMO_SITE_ID, DemoServer
 
     with DemoServer() as server:
@@ -266,16 +246,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def main_and_exit() -> NoReturn:
-    """The command's entry point (`run.py`, `python -m bulletin_pipeline`): `main()`, then exit.
-
-    At exit the interpreter collects garbage over everything still alive - dlt, pyarrow, pydantic
-    and what the run left, ~1.4 x 10^5 tracked objects after a demo run - again and again while it
-    tears the modules down: 0.6-0.8 s of one core after the summary was printed, on every run.
-    Nothing left needs a collection by then (the files are closed, the workers gone, atexit
-    handlers still run), so the survivors are frozen out of those collections and the process
-    exits in ~0.1 s. Only here, where the process ends: `main()` itself leaves the collector alone
-    for callers that go on.
-    """
+    """The command's entry point: `main()`, then exit without the interpreter's repeated garbage
+    collections over everything still alive at teardown (frozen: nothing left needs collecting)."""
     code = main()
     gc.freeze()
     sys.exit(code)
@@ -285,8 +257,7 @@ def _guarded(run: Any, argv: Sequence[str]) -> int:
     """Errors as one line and an exit code; the traceback only with --verbose. Both redacted."""
     verbose = "--verbose" in argv or "-v" in argv
     if not verbose:
-        # dlt logs through its own logger; keep its warnings, not its per-request info lines, and
-        # not the tracebacks of its own failures (a trace it could not save): the error line says
+        # dlt's warnings, without its info lines or its failures' tracebacks: the error line says
         dlt_logger = logging.getLogger("dlt")
         dlt_logger.setLevel(logging.WARNING)
         dlt_logger.addFilter(lambda record: record.exc_info is None)
@@ -295,11 +266,6 @@ def _guarded(run: Any, argv: Sequence[str]) -> int:
         signal.signal(signal.SIGTERM, _terminate)
     try:
         return int(run())
-    except BulletinError as exc:
-        if verbose:
-            sys.stderr.write(redact_text(traceback.format_exc()))  # plain: rich crawls dlt's deep chains
-        err.print(f"[red]error:[/] {redact_text(str(exc))}", highlight=False, soft_wrap=True)
-        return exc.exit_code
     except KeyboardInterrupt as exc:
         # Ctrl-C, our SIGTERM handler, or dlt's own handler during normalize and load
         code = getattr(exc, "signal_code", signal.SIGINT)
@@ -313,12 +279,15 @@ def _guarded(run: Any, argv: Sequence[str]) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if verbose:
             sys.stderr.write(redact_text(traceback.format_exc()))  # plain: rich crawls dlt's deep chains
+        if isinstance(exc, BulletinError):
+            err.print(f"[red]error:[/] {redact_text(str(exc))}", highlight=False, soft_wrap=True)
+            return exc.exit_code
         first = redact_text((str(exc).strip().splitlines() or [""])[0])
         err.print(f"[red]error:[/] {type(exc).__name__}: {first} (run with --verbose for details)", soft_wrap=True)
         return 1
 
 
-def _terminate(signum: int, frame: Any) -> None:
+def _terminate(signum: int, _frame: Any) -> None:
     raise Interrupted(signum)
 
 

@@ -1,10 +1,7 @@
 """dlt's filesystem destination, set up for the lake: bucket, layout, partition time, compression.
 
-The lake is `{bucket_url}/{dataset_name}/`; dlt's own bookkeeping (`_dlt_loads`,
-`_dlt_pipeline_state`, `_dlt_version`) lives beside the collection folders and ignores the
-layout. Partition values come from one timestamp per run, overridable with --load-date/--load-time,
-pinned in the run's load package at extract: every file of a package lands in the same
-`load_date=/load_time=` folder, however often and by whichever later run it is loaded (recovery.py).
+The lake is `{bucket_url}/{dataset_name}/`; the partition time is one per run, pinned in its load
+package so every file of it lands in the same `load_date=/load_time=` folder (recovery.py).
 """
 
 from __future__ import annotations
@@ -18,7 +15,7 @@ import dlt
 import pendulum
 from dlt.destinations import filesystem
 
-from .errors import DestinationError, first_line
+from .errors import DestinationError, cause_chain, first_line
 from .recovery import package_partition
 from .settings import BulletinSettings, parse_date, parse_time
 
@@ -81,11 +78,8 @@ def configure_parquet(settings: BulletinSettings) -> None:
 
 
 def configure_arrow_memory() -> None:
-    """Arrow buffers from jemalloc, unless ARROW_DEFAULT_MEMORY_POOL says otherwise.
-
-    Every page passes through short-lived arrow buffers; jemalloc hands freed memory back to the
-    system as it decays, where pyarrow's default pool keeps it (bench/README.md has the figures).
-    """
+    """Arrow buffers from jemalloc (which returns freed memory to the system), unless
+    ARROW_DEFAULT_MEMORY_POOL says otherwise."""
     if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
         return
     import pyarrow as pa
@@ -97,15 +91,13 @@ def configure_arrow_memory() -> None:
 
 
 def preflight_destination(pipeline: dlt.Pipeline) -> None:
-    """Prove the destination is writable before any API page is fetched: a missing bucket or wrong
-    credentials must not surface after minutes of fetching, or worse, after extract."""
+    """Prove the destination writable before any page is fetched, not after minutes of fetching."""
     bucket = pipeline.destination.config_params.get("bucket_url", "")  # type: ignore[union-attr]
     try:
         with pipeline.destination_client() as client:
             fs = client.fs_client  # type: ignore[attr-defined]
             dataset_path = client.dataset_path  # type: ignore[attr-defined]
-            # probe beside the dataset until dlt has created it: dlt initialises a dataset folder
-            # only when it does not exist yet
+            # beside the dataset until dlt created it: dlt initialises only a missing dataset folder
             folder = dataset_path if fs.isdir(dataset_path) else posixpath.dirname(dataset_path.rstrip("/"))
             if client.config.is_local_filesystem:  # type: ignore[attr-defined]
                 # object stores have no folders, and s3fs's makedirs creates a missing bucket
@@ -136,17 +128,12 @@ def describe_storage_error(exc: BaseException, bucket: str = "") -> str:
 
 
 def _error_codes(exc: BaseException) -> str:
-    """Exception type names and S3 error codes along the cause chain: s3fs turns a ClientError
-    (InvalidAccessKeyId, SignatureDoesNotMatch, NoSuchBucket...) into a PermissionError or
-    FileNotFoundError carrying only the message, with the ClientError as its cause."""
+    """Exception type names and S3 error codes along the cause chain: s3fs raises a PermissionError
+    or FileNotFoundError with only the message, the ClientError (and its code) as its cause."""
     names = []
-    seen = set()
-    current: Optional[BaseException] = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in cause_chain(exc):
         names.append(type(current).__name__)
         response = getattr(current, "response", None)
         if isinstance(response, dict):
             names.append(str(response.get("Error", {}).get("Code", "")))
-        current = current.__cause__ or current.__context__
     return " ".join(names)

@@ -1,16 +1,8 @@
 """One API page (a JSON list of records) -> the columns the lake needs, in one pass.
 
-`digest_page` parses the body, validates every record with its collection's schema, serialises
-each record back to its payload (compact UTF-8 JSON, keys in the server's order) and hashes it.
-It imports neither dlt nor pyarrow, so it runs cheaply in worker processes (transport.py hands
-it each list page as it arrives); `page_table` then makes the page's arrow table, which is what
-dlt's rest_api yields for the page: dlt's incremental reads its `modified` column, the
-paginator its `id` column, and the envelope its `version`, payloads and hashes.
-
-The `modified` column is the cursor dlt's incremental may move to, so only a value that can be
-trusted goes there: WordPress's own format (a record in another format is rejected, never the
-cursor) and not after the site's "now" (a future-dated record is loaded, but leaves the cursor
-where it was, so every later edit is still read; the ledger keeps it from being written twice).
+`digest_page` parses, validates, serialises (payload) and hashes a page without dlt or pyarrow, so
+it runs cheaply in worker processes; `page_table` makes the arrow table rest_api yields. `modified`
+(the cursor dlt may move to) holds only trusted values: WordPress's format, not after the site's now.
 """
 
 from __future__ import annotations
@@ -56,9 +48,7 @@ class PageColumns:
 
 def digest_page(body: bytes, spec: DigestSpec, site_now: dt.datetime) -> PageColumns:
     """Parse, validate, serialise and hash one page; ValueError when the body is not a JSON list.
-
-    `site_now` (UTC) is the latest `modified_gmt` the cursor may reach.
-    """
+    `site_now` (UTC) is the latest `modified_gmt` the cursor may reach."""
     records = json.loads(body)  # the standard library keeps integers of any size exact
     if not isinstance(records, list):
         raise ValueError(f"a JSON {type(records).__name__}, not a list")
@@ -89,8 +79,7 @@ def serialize(record: Any) -> bytes:
     try:
         return orjson.dumps(record)
     except TypeError:
-        # orjson refuses integers beyond 64 bits; the standard library writes them exactly, in
-        # the same compact shape
+        # orjson refuses integers beyond 64 bits; the standard library writes them exactly
         return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
@@ -134,12 +123,8 @@ def _not_future(modified: Optional[str], modified_gmt: Optional[str], site_now: 
 
 
 def start_workers(count: int, specs: Set[DigestSpec]) -> concurrent.futures.ProcessPoolExecutor:
-    """`count` worker processes, started now (one warm-up each) with the validators of `specs`.
-
-    They ignore Ctrl-C, which a terminal sends to the whole process group: the calling process
-    stops them. SIGINT is blocked while they start, a mask they inherit, so not even their start-up
-    can be hit (blocked once the pool exists: starting multiprocessing's resource tracker unblocks it).
-    """
+    """`count` worker processes, started now with the validators of `specs`, deaf to Ctrl-C (the
+    caller stops them); SIGINT stays blocked while they start, a mask they inherit."""
     pool = concurrent.futures.ProcessPoolExecutor(
         count,
         mp_context=multiprocessing.get_context("spawn"),

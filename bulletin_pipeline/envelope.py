@@ -1,10 +1,8 @@
 """A digested page (digest.py) -> arrow tables in the original Parquet contract.
 
-Every data row has exactly `id` (int64), `dl_inserted_at` (UTC timestamp, one value per run),
-`payload` (the record's JSON: every field, keys in the server's order, compact UTF-8) and
-`dl_hash` (SHA-256 hex of the payload's bytes). A record that failed its collection's schema goes
-to the `rejected` table with the error instead; nothing is dropped silently. Versions already
-written (the overlap dedup, see window.py) are skipped.
+Data rows are `id`, `dl_inserted_at` (one UTC value per run), `payload` (the record's JSON as
+served) and `dl_hash` (SHA-256 of the payload); records failing their schema go to `rejected`
+with the error, and versions already written (window.py) are skipped.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ traceback (unless --verbose) and exits non-zero."""
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 
 class BulletinError(Exception):
@@ -81,3 +81,13 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's message, or its type's name."""
     text = str(exc).strip()
     return (text.splitlines()[0] if text else "") or type(exc).__name__
+
+
+def cause_chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, then its causes (or contexts) innermost last, each once."""
+    seen = set()
+    current: Optional[BaseException] = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__

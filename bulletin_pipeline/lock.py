@@ -1,20 +1,8 @@
-"""The lake lock: one run at a time per lake, on local disk and S3 alike.
+"""The lake lock: one run at a time per lake, on local disk and S3 alike (README: "One run at a time").
 
-The lock is one object, `{dataset}/_bulletin_lock.json`: who holds it (host, pid, a random token),
-since when and until when (UTC). A run takes it before it reads the lake's state and gives it back
-at the end; a second run finds it and stops before writing anything. A killed run cannot give it
-back, so the lock expires (`lock_ttl_seconds`) and a later run takes it over (at once on the same
-machine, where it can see the holder's process is gone); a long run renews it every third of that.
-
-Every change is a compare-and-swap, through the destination's own fsspec filesystem:
-* taking a free lock creates the object only if it is absent: on S3 a PutObject with
-  `If-None-Match: *` (s3fs's `pipe_file(..., mode="create")`), on disk `open(path, "xb")` (O_EXCL);
-* renewing it or taking over an expired one replaces it only if it is still the version we read:
-  on S3 a PutObject with `If-Match: <etag>` (a keyword of `pipe_file` that s3fs passes on to
-  PutObject); on disk through a guard file named after that version, created with O_EXCL and
-  renamed over the lock, so of two runs that read the same expired lock only one replaces it (the
-  other cannot create the guard, or finds the lock changed once it has), and a holder renewing
-  at that moment competes for the same guard.
+`{dataset}/_bulletin_lock.json` names the holder and its expiry; every change is a compare-and-swap
+through the destination's fsspec filesystem: on S3 PutObject with `If-None-Match: *` / `If-Match`,
+on disk O_EXCL creation (of the lock, or of a guard file renamed over it).
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from .errors import (
     RejectedRecords,
     WordPressError,
     WordPressUnreachable,
+    cause_chain,
     first_line,
 )
 from .lock import LakeLock, lake_lock
@@ -69,9 +70,8 @@ class EndpointSummary:
 
 @dataclass
 class RunSummary:
-    """What a run did; `skipped` lists endpoints --if-changed found unchanged (with the reason),
-    `resumed` the load an earlier run left that this one finished first, `removed` the lake files
-    of loads that never completed, removed before it."""
+    """What a run did; `skipped`: unchanged endpoints (--if-changed), `resumed`: an earlier run's
+    load finished first, `removed`: lake files of loads that never completed."""
 
     pipeline_name: str
     dataset_path: str
@@ -116,15 +116,20 @@ def _working_files_error(folder: str, exc: OSError) -> BulletinError:
     )
 
 
-def stored_cursor(pipeline: dlt.Pipeline, endpoint: str) -> Optional[str]:
-    """The `modified` cursor dlt keeps for an endpoint's rest_api resource (None before any run)."""
-    state: Any = pipeline.state
+def _source_state(pipeline: dlt.Pipeline, *path: str) -> Any:
+    """The value at `path` under this source's dlt state (None when absent)."""
+    value: Any = pipeline.state
     try:
-        value = state["sources"][SOURCE_NAME]["resources"][api_resource_name(endpoint)]["incremental"]["modified"][
-            "last_value"
-        ]
+        for key in ("sources", SOURCE_NAME, *path):
+            value = value[key]
     except (KeyError, TypeError):
         return None
+    return value
+
+
+def stored_cursor(pipeline: dlt.Pipeline, endpoint: str) -> Optional[str]:
+    """The `modified` cursor dlt keeps for an endpoint's rest_api resource (None before any run)."""
+    value = _source_state(pipeline, "resources", api_resource_name(endpoint), "incremental", "modified", "last_value")
     return str(value) if value is not None else None
 
 
@@ -140,11 +145,7 @@ def restore_state(pipeline: dlt.Pipeline) -> None:
 
 
 def stored_site(pipeline: dlt.Pipeline) -> Optional[str]:
-    state: Any = pipeline.state
-    try:
-        return state["sources"][SOURCE_NAME]["site"]  # type: ignore[no-any-return]
-    except (KeyError, TypeError):
-        return None
+    return _source_state(pipeline, "site")  # type: ignore[no-any-return]
 
 
 def check_site(pipeline: dlt.Pipeline, settings: BulletinSettings) -> None:
@@ -270,12 +271,10 @@ def _summarise(
             files=_files_written(info, endpoint),
             rereads=paginators[endpoint].rereads if endpoint in paginators else 0,
         )
-        stats = envelopes[endpoint].stats if endpoint in envelopes else None
-        if stats is not None:
-            summary.loaded = stats.loaded
-            summary.rejected = stats.rejected
-            summary.duplicates_skipped = stats.duplicates
-            summary.rejected_examples = stats.rejected_examples
+        if endpoint in envelopes:
+            stats = envelopes[endpoint].stats
+            summary.loaded, summary.rejected = stats.loaded, stats.rejected
+            summary.duplicates_skipped, summary.rejected_examples = stats.duplicates, stats.rejected_examples
         summaries.append(summary)
     return RunSummary(
         pipeline_name=PIPELINE_NAME,
@@ -309,11 +308,7 @@ def _dataset_path(pipeline: dlt.Pipeline) -> str:
 
 
 def written_versions(pipeline: dlt.Pipeline, endpoint: str) -> Optional[Dict[str, str]]:
-    state: Any = pipeline.state
-    try:
-        return state["sources"][SOURCE_NAME]["resources"][envelope_resource_name(endpoint)][LEDGER_KEY]  # type: ignore[no-any-return]
-    except (KeyError, TypeError):
-        return None
+    return _source_state(pipeline, "resources", envelope_resource_name(endpoint), LEDGER_KEY)  # type: ignore[no-any-return]
 
 
 def cleanup_partitions(
@@ -356,27 +351,11 @@ def _dlt_step(pipeline: dlt.Pipeline) -> Iterator[None]:
 
 
 def _find_cause(exc: BaseException) -> BaseException:
-    """The innermost exception, or the first of ours or an interrupt: dlt wraps a resource's error
-    in several layers."""
-    seen = set()
-    current: BaseException = exc
-    while id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, (BulletinError, KeyboardInterrupt)):
-            return current
-        nxt = current.__cause__ or current.__context__
-        if nxt is None:
-            break
-        current = nxt
-    return current
+    """The first of ours or an interrupt along the chain dlt wraps a resource's error in, else the innermost."""
+    chain = list(cause_chain(exc))
+    return next((e for e in chain if isinstance(e, (BulletinError, KeyboardInterrupt))), chain[-1])
 
 
 def _files_written(info: Optional[LoadInfo], table: str) -> int:
-    if info is None:
-        return 0
-    count = 0
-    for package in info.load_packages:
-        for job in package.jobs.get("completed_jobs", []):
-            if job.job_file_info.table_name == table:
-                count += 1
-    return count
+    packages = info.load_packages if info else []
+    return sum(job.job_file_info.table_name == table for p in packages for job in p.jobs.get("completed_jobs", []))

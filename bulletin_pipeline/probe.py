@@ -1,11 +1,8 @@
 """`--if-changed`: one cheap request per endpoint decides whether a load is needed at all.
 
-The original compared the newest `modified` with the stored cursor. That misses exactly the
-records our overlap exists for (an edit in the cursor's own second, or in the repeated DST hour,
-has `modified <= cursor`), so a quiet site would never pick them up. Instead each endpoint asks
-for the records modified inside the overlap window, newest first, with only `id`, `modified` and
-`modified_gmt` (`_fields`), and compares them with the versions the last runs wrote (the same
-ledger the envelope dedupes with). Any version not written yet means "changed".
+Comparing the newest `modified` with the cursor would miss the edits the overlap exists for, so
+the probe lists the overlap window's versions (`_fields=id,modified,modified_gmt`, newest first)
+and reports a change when any is not in the ledger of written versions.
 """
 
 from __future__ import annotations

@@ -1,25 +1,8 @@
 """Crash recovery: what a run killed between or inside dlt's steps left behind, made whole.
 
-dlt keeps a run's work as a load package: extracted, then normalized, then loaded file by file,
-and a load counts only once `_dlt_loads/<schema>__<load_id>.jsonl` is written (the cursor and
-written-versions ledger are committed in the same step). A crash leaves one of these:
-
-* a package on this runner that was never (fully) loaded: the next run finishes it before it
-  probes or extracts anything, so the state it trusts is the lake's (`finish_pending`). Its files
-  land where they would have: the partition is pinned in the package at extract (`pin_partition`)
-  and the destination reads it back for every file it writes (`package_partition`);
-* files in the lake of a load that never completed, with no package left to finish (a fresh CI
-  runner, or jobs dlt will write again): they are removed before the run (`remove_incomplete_loads`),
-  and the records are read again from the restored state, which predates them;
-* a kill inside normalize's commit (the package renamed into the load folder, its extracted copy
-  not yet deleted), which failed every later normalize with "Directory not empty":
-  `repair_normalize_commit` keeps the complete normalized copy, or names the command that resolves it.
-
-What a reader can still see: on local disk dlt copies a file in place, so between a kill (or a
-full disk that also stops this process) and the next run a partial Parquet file can sit in the
-lake; a run that survives its failed load removes it at once, the next run in any case. On S3 an
-object appears whole or not at all, but files of a load that never completed stay visible until
-the next run removes them or writes them again.
+A pending package on this runner is finished first (`finish_pending`, its partition pinned at
+extract by `pin_partition`); lake files of loads without a `_dlt_loads` entry are removed
+(`remove_incomplete_loads`); a kill inside normalize's commit is repaired (`repair_normalize_commit`).
 """
 
 from __future__ import annotations
@@ -116,9 +99,8 @@ def reset_command(pipeline: dlt.Pipeline) -> str:
 
 
 def repair_normalize_commit(pipeline: dlt.Pipeline) -> None:
-    """A package both extracted and normalized was killed in normalize's commit: the rename into
-    the load folder is atomic, so the normalized copy is whole and the extracted one goes. A copy
-    still in the load folder's `new` (a fallback rename cut short) means no copy is known whole."""
+    """A package both extracted and normalized was killed in normalize's commit: keep the whole
+    normalized copy, unless one is still in the load folder's `new` (then no copy is known whole)."""
     doubled = set(pipeline.list_extracted_load_packages()) & set(pipeline.list_normalized_load_packages())
     if not doubled:
         return
@@ -138,11 +120,8 @@ def repair_normalize_commit(pipeline: dlt.Pipeline) -> None:
 
 
 def remove_incomplete_loads(pipeline: dlt.Pipeline) -> List[str]:
-    """Remove the lake's files of loads without a `_dlt_loads` entry, except those the next load
-    of a package pending on this runner keeps (its completed and started jobs); returns the paths.
-
-    Files are recognised by the `{load_id}` (and `{file_id}`) in the layout; a layout without
-    `{load_id}` leaves data files alone. Only under the lake lock: a load in flight has no entry yet."""
+    """Remove (and return) the lake's files of loads without a `_dlt_loads` entry, except those a
+    package pending here keeps; recognised by the layout's `{load_id}`. Only under the lake lock."""
     repair_normalize_commit(pipeline)  # the pending packages are read below
     pending = {load_id: _kept_file_ids(pipeline, load_id) for load_id in pipeline.list_normalized_load_packages()}
     with pipeline.destination_client() as client:

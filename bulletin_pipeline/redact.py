@@ -1,9 +1,6 @@
 """Credentials out of everything we print or log: URLs' `user:pass@` and secret-looking values.
 
-`redact_url` masks one URL, `redact_text` every URL and every `name: "value"` / `name=value`
-pair with a secret-looking name in a text (messages, logs, tracebacks, `dlt pipeline` output).
-As a script (`python bulletin_pipeline/redact.py`, standard library only) it filters stdin to
-stdout: the workflow's failure artifact.
+As a script (standard library only) it filters stdin to stdout: the workflow's failure artifact.
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """`cleanup --retain-days N`: list (and with --yes remove) partitions older than N days.
 
-Works on whatever the destination is (local folder or S3) through dlt's own fsspec client. It only
-looks at `{table}/load_date=YYYY-MM-DD/load_time=.../` folders of the collections and `rejected`;
-dlt's bookkeeping (`_dlt_loads`, `_dlt_pipeline_state`, `_dlt_version`) is never touched, and the
-newest partition of every table is always kept, however old it is.
+Only `{table}/load_date=.../load_time=.../` folders of the collections and `rejected` are touched,
+through dlt's fsspec client; dlt's bookkeeping and each table's newest partition are always kept.
 """
 
 from __future__ import annotations

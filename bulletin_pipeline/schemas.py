@@ -1,13 +1,8 @@
 """Pydantic schemas of WordPress REST objects, one per collection, plus a generic fallback.
 
-They check what the lake relies on (types of the documented fields) and nothing more: unknown
-fields are allowed, and the payload written to the lake is always the record as served, never a
-validated copy. `id` is required everywhere; `modified` only where the collection is incremental.
-
-They are TypedDicts, validated by pydantic (`TypeAdapter`), rather than BaseModels: nothing is
-ever read back from a validated record, and pydantic validates a page of TypedDicts about twice as
-fast as a page of models (no instances, no copy of the unknown fields). To add a collection,
-subclass `WordPressPost` (or `WordPressObject`) and register it in `MODELS`.
+They check the types of the documented fields only (unknown fields allowed; the payload is always
+the record as served). TypedDicts, not BaseModels: nothing is read back, and a page of them
+validates about twice as fast. To add a collection, subclass `WordPressPost` and register it in `MODELS`.
 """
 
 from __future__ import annotations

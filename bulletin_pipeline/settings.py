@@ -1,10 +1,5 @@
-"""Typed settings, read through dlt's config providers.
-
-Every knob lives under the `sources.bulletin` section, so it can come from `.dlt/config.toml`,
-`.dlt/secrets.toml` or an environment variable (`SOURCES__BULLETIN__BASE_URL`,
-`SOURCES__BULLETIN__HTTP__MAX_CONNECTIONS`, ...). Command-line flags are passed to
-`resolve_settings` as explicit values and therefore win over every provider.
-The defaults are the original Dagster pipeline's `config.json` defaults.
+"""Typed settings under `sources.bulletin`, read through dlt's config providers (config.toml,
+secrets.toml, environment); values passed to `resolve_settings` (CLI flags) win.
 """
 
 from __future__ import annotations
@@ -12,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import dlt
@@ -21,7 +16,7 @@ from dlt.common.configuration.specs import BaseConfiguration
 from dlt.common.configuration.utils import get_resolved_traces
 from dlt.common.typing import TSecretStrValue
 
-from .errors import ConfigError
+from .errors import ConfigError, first_line
 from .redact import redact_url, redact_value, without_credentials
 
 SECTIONS = ("sources", "bulletin")
@@ -30,6 +25,7 @@ DEFAULT_LAYOUT = "{table_name}/load_date={YYYY}-{MM}-{DD}/load_time={HH}:{mm}:{s
 # WordPress's own format for `modified`: site-local, no zone, whole seconds.
 WP_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 EARLIEST_DATE = dt.date(1900, 1, 1)  # no WordPress record is older (window.py's floor)
+T = TypeVar("T")
 _COLLECTION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
@@ -49,8 +45,7 @@ class HttpSettings(BaseConfiguration):
     """`None` verifies TLS with the system CAs; a path uses that CA bundle; "false" disables."""
     username: Optional[str] = None
     password: Optional[TSecretStrValue] = None
-    """HTTP Basic credentials (e.g. a WordPress application password); secrets.toml or env only.
-    A base_url's `user:pass@` lands here, so dlt never sees credentials in a URL."""
+    """HTTP Basic credentials (secrets.toml or env); a base_url's `user:pass@` lands here."""
 
 
 @configspec
@@ -85,8 +80,7 @@ class BulletinSettings(BaseConfiguration):
     pipelines_dir: Optional[str] = None
     max_reread_attempts: int = 5
     digest_workers: Optional[int] = None
-    """Processes that parse, validate and hash pages beside dlt's extract (digest.py); default one
-    per CPU core but one, 0 to do that work in this process."""
+    """Page-digest processes (digest.py); default one per CPU core but one, 0: in this process."""
     lock_ttl_seconds: int = 1800
     """Expiry of the lake lock (lock.py) a killed run leaves behind; a run renews it every third."""
     site_id: Optional[str] = None
@@ -94,8 +88,7 @@ class BulletinSettings(BaseConfiguration):
     http: HttpSettings = dataclasses.field(default_factory=HttpSettings)
     collections: Optional[Dict[str, Any]] = None
     params: Optional[Dict[str, Any]] = None
-    """Query parameters sent to every collection (e.g. a gateway's api_key); a base_url's query
-    lands here."""
+    """Query parameters sent to every collection; a base_url's query lands here."""
 
     def on_resolved(self) -> None:
         if self.bucket_url is None:
@@ -121,13 +114,12 @@ def resolve_settings(**overrides: Any) -> BulletinSettings:
     try:
         settings = resolve_configuration(BulletinSettings(), sections=SECTIONS, explicit_value=explicit)
     except Exception as exc:  # dlt's config errors are multi-line; keep the first line
-        raise ConfigError(f"invalid configuration: {str(exc).strip().splitlines()[0]}") from exc
+        raise ConfigError(f"invalid configuration: {first_line(exc)}") from exc
     if http_overrides:
         for key, value in http_overrides.items():
             setattr(settings.http, key, value)
     validate(settings)
-    # dlt's run trace keeps the config values resolved so far (a base_url from the environment
-    # with its user:pass@): they stay there, redacted
+    # dlt's run trace keeps the resolved values (a base_url with user:pass@): redact them
     traces = get_resolved_traces()
     for log in (traces.resolved_traces, traces.all_traces):
         log[:] = [t._replace(value=redact_value(t.value)) for t in log]
@@ -150,8 +142,7 @@ def validate(settings: BulletinSettings) -> None:
             f"base_url {redact_url(settings.base_url)!r} is not an http(s) URL; "
             "expected the REST base, e.g. https://www.example.edu/wp-json/wp/v2/"
         ) from None
-    # credentials go to the Authorization header and the query to every request's params: the
-    # base_url dlt, its trace and the stored state see carries neither
+    # credentials go to the Authorization header, the query to every request's params
     if "@" in netloc:
         userinfo, _, netloc = netloc.rpartition("@")
         username, _, password = userinfo.partition(":")
@@ -163,7 +154,7 @@ def validate(settings: BulletinSettings) -> None:
     if settings.http.password and not settings.http.username:
         raise ConfigError("http.password is set but http.username is not; set both (or user:pass@ in base_url)")
     if isinstance(settings.endpoints, str):
-        settings.endpoints = [e for e in settings.endpoints.split(",")]
+        settings.endpoints = settings.endpoints.split(",")
     settings.endpoints = [e.strip() for e in settings.endpoints if e and e.strip()]
     if not settings.endpoints:
         raise ConfigError("endpoints is empty: name at least one collection, e.g. --endpoints pages,media")
@@ -209,22 +200,23 @@ def validate(settings: BulletinSettings) -> None:
         raise ConfigError("http.max_connections and http.max_attempts must be >= 1")
 
 
-def parse_date(value: str, what: str) -> dt.date:
+def _parse(value: str, what: str, pattern: str, parse: Callable[[str], T], form: str) -> T:
     try:
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        if not re.fullmatch(pattern, value):
             raise ValueError
-        return dt.date.fromisoformat(value)
+        return parse(value)
     except ValueError:
-        raise ConfigError(f"{what} {value!r} is not a date in YYYY-MM-DD form, e.g. 2024-01-15") from None
+        raise ConfigError(f"{what} {value!r} is not {form}") from None
+
+
+def parse_date(value: str, what: str) -> dt.date:
+    return _parse(
+        value, what, r"\d{4}-\d{2}-\d{2}", dt.date.fromisoformat, "a date in YYYY-MM-DD form, e.g. 2024-01-15"
+    )
 
 
 def parse_time(value: str, what: str) -> dt.time:
-    try:
-        if not re.fullmatch(r"\d{2}:\d{2}:\d{2}", value):
-            raise ValueError
-        return dt.time.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{what} {value!r} is not a time in HH:MM:SS form, e.g. 06:30:00") from None
+    return _parse(value, what, r"\d{2}:\d{2}:\d{2}", dt.time.fromisoformat, "a time in HH:MM:SS form, e.g. 06:30:00")
 
 
 def parse_wp_datetime(value: str, what: str) -> dt.datetime:

@@ -1,11 +1,9 @@
 """The dlt source: one rest_api resource per WordPress collection, each followed by the envelope.
 
-The `RESTAPIConfig` built here is the one declarative description of what is read: path, query
-parameters (`orderby=id` for a stable order, `modified_after` from the incremental placeholder),
-the incremental cursor and its lag. WordPress-specific behaviour plugs in at rest_api's extension
-points: the paginator (`wordpress.py`) and the session (`transport.py`). Each page of records
-is one arrow table (digest.py); the rows that pass dlt's incremental reach the envelope
-transformer, which turns them into the collection's table and, when needed, `rejected`.
+The `RESTAPIConfig` built here declares what is read (`orderby=id`, `modified_after` from the
+incremental placeholder, the cursor and its lag), with the paginator (wordpress.py) and the session
+(transport.py) plugged in; each page is one arrow table (digest.py) that the envelope turns into the
+collection's table and `rejected`.
 """
 
 from __future__ import annotations
@@ -70,11 +68,9 @@ def build_rest_api_config(
     progress: Optional[ProgressCallback] = None,
 ) -> RESTAPIConfig:
     """rest_api's config for `settings.endpoints`; each endpoint's paginator goes to `paginators`."""
-    # rest_api validates a deep copy of its config: the paginators get a plain function to call,
-    # never a copy of the caller's progress display
+    # a plain function: rest_api's deep copy of the config must not copy the progress display
     report: Optional[ProgressCallback] = (lambda *args: progress(*args)) if progress else None
-    # the endpoints are read side by side, each at most READ_AHEAD windows ahead of dlt (memory
-    # stays flat), together within max_connections
+    # each endpoint at most READ_AHEAD windows ahead of dlt, all within max_connections
     prefetch_window = min(READ_AHEAD, -(-settings.http.max_connections // max(1, len(settings.endpoints))))
     resources: List[Any] = []
     for endpoint in settings.endpoints:
@@ -121,15 +117,13 @@ def _envelope_transformer(
     def envelope(page: List[Any]) -> Iterator[Any]:
         wrapper = envelopes.get(endpoint)
         if wrapper is None:
-            # only stateful runs persist what they wrote; backfills and full refreshes of an
-            # endpoint that has a cursor dedupe within the run only
+            # only stateful runs persist what they wrote; others dedupe within the run
             persistent = dlt.current.resource_state() if plan.stateful else None
             ledger = WrittenVersions(persistent, ledger_horizon(settings), run_memory(settings), inserted_at)
             wrapper = envelopes[endpoint] = Envelope(endpoint, inserted_at, ledger)
         for table in page:  # rest_api yields each API page as a list holding its arrow table
             data, rejected = wrapper.wrap(table)
-            # both tables are named per item: a static table_name hint on the resource would make
-            # dlt compute the `rejected` table's schema from the wrong table
+            # named per item: a static table_name hint would give `rejected` the wrong schema
             if data is not None:
                 yield dlt.mark.with_table_name(data, endpoint)
             if rejected is not None:
@@ -148,10 +142,8 @@ def bulletin_source(
     paginators: Dict[str, OverlappingWindowPaginator],
     progress: Optional[ProgressCallback] = None,
 ) -> Any:
-    """WordPress collections -> `{endpoint}` tables in the original Parquet contract (+ `rejected`).
-
-    `envelopes` and `paginators` receive each endpoint's envelope and paginator (their counters).
-    """
+    """WordPress collections -> `{endpoint}` tables in the Parquet contract (+ `rejected`);
+    `envelopes` and `paginators` receive each endpoint's envelope and paginator (their counters)."""
     config = build_rest_api_config(settings, plans, session, paginators, progress)
     api_resources = {r.name: r for r in rest_api_resources(config)}
     for endpoint in settings.endpoints:

@@ -1,15 +1,8 @@
-"""HTTP under dlt's RESTClient: httpx as it ships, behind requests' transport-adapter interface.
+"""HTTP under dlt's RESTClient: httpx behind requests' transport-adapter interface.
 
-dlt's `rest_api` sends through a `requests.Session` and reads its pages one after another. We
-keep that loop and extend it at two documented points: the session is ours
-(`WordPressSession`, given to rest_api as `client.session`), and it mounts `HttpxAdapter`, a
-requests transport adapter (requests' own extension point for transports) that sends with one
-`httpx.Client`. The adapter can also start a request ahead of time (`prefetch`), so the
-paginator keeps several windows in flight while dlt consumes them in order.
-
-One retry policy (tenacity, configured by `sources.bulletin.http`): 5xx, 429, timeouts and
-connection errors, exponential backoff, `Retry-After` honoured. Anything that is not a JSON list
-page after the retries becomes a one-line `WordPressError`.
+`WordPressSession` (rest_api's `client.session`) mounts `HttpxAdapter`, which sends with one
+`httpx.Client`, retries with tenacity (5xx, 429, timeouts, connection errors; `Retry-After`
+honoured) and can `prefetch` windows so the network stays busy while dlt reads pages in order.
 """
 
 from __future__ import annotations
@@ -62,11 +55,8 @@ class Answer:
 
 
 class HttpxAdapter(BaseAdapter):
-    """Sends requests' prepared requests with httpx; at most `max_connections` in flight.
-
-    A list page of a collection in `digest_specs` (URL path -> spec) is digested as soon as it
-    arrives (digest.py), in `digest_workers` worker processes, or in the fetching thread when 0.
-    """
+    """Sends requests' prepared requests with httpx, at most `max_connections` in flight; list
+    pages of `digest_specs` (URL path -> spec) are digested on arrival (in the thread when 0 workers)."""
 
     def __init__(
         self, http: HttpSettings, digest_specs: Optional[Mapping[str, DigestSpec]] = None, digest_workers: int = 0
@@ -154,11 +144,9 @@ class HttpxAdapter(BaseAdapter):
             response = retrying(self._get, url, headers)
         except httpx.TransportError as exc:
             raise unreachable(url, exc, retrying.statistics.get("attempt_number", 1)) from exc
-        attempts = retrying.statistics.get("attempt_number", 1)
-        answer = Answer(response, attempts)
-        check_answer(
-            url, answer.response, answer.attempts, authenticated=any(k.lower() == "authorization" for k in headers)
-        )
+        answer = Answer(response, retrying.statistics.get("attempt_number", 1))
+        authenticated = any(k.lower() == "authorization" for k in headers)
+        check_answer(url, response, answer.attempts, authenticated=authenticated)
         return answer
 
     def _get(self, url: str, headers: Dict[str, str]) -> Reply:
@@ -212,11 +200,7 @@ class HttpxAdapter(BaseAdapter):
 
 
 class WordPressSession(requests.Session):
-    """The session dlt's RESTClient sends through; every http(s) request goes to the adapter.
-
-    It is a shared connection pool, so copies of a rest_api config (rest_api validates a deep
-    copy) share it rather than duplicating its threads and sockets.
-    """
+    """The session dlt's RESTClient sends through; deep copies (rest_api validates one) share it."""
 
     def __init__(
         self, http: HttpSettings, digest_specs: Optional[Mapping[str, DigestSpec]] = None, digest_workers: int = 0
@@ -227,7 +211,7 @@ class WordPressSession(requests.Session):
         self.mount("http://", self.adapter)
         self.mount("https://", self.adapter)
 
-    def __deepcopy__(self, memo: Dict[int, Any]) -> WordPressSession:
+    def __deepcopy__(self, _memo: Dict[int, Any]) -> WordPressSession:
         return self
 
     @property
@@ -246,10 +230,8 @@ class WordPressSession(requests.Session):
 
 
 def site_auth(http: HttpSettings) -> Optional[HttpBasicAuth]:
-    """rest_api's HTTP Basic auth for the configured credentials (None without a username).
-
-    Marked resolved: dlt would otherwise look `username`/`password` up again in its providers,
-    where a USERNAME environment variable of the machine would win over ours."""
+    """rest_api's HTTP Basic auth (None without a username), resolved so that dlt does not look the
+    credentials up again (a USERNAME environment variable would win)."""
     if not http.username:
         return None
     return HttpBasicAuth(username=http.username, password=http.password or "").resolve()

@@ -1,25 +1,11 @@
 """The incremental window: which records a run asks for, and why none is lost or written twice.
 
-WordPress filters `modified_after` STRICTLY against the site-local `modified` column at one-second
-resolution. Two ways a record can slip behind a cursor that only moves forward:
-
-* same second: the previous run read second S (cursor = S); a record edited later in S has
-  `modified == S` and is excluded by `modified_after=S`;
-* daylight saving: when the site clock falls back, local time repeats an hour, so a record edited
-  after the previous run can carry a local `modified` up to an hour *before* the cursor;
-* (also: a record edited while a run is in progress may be skipped by that run's offset windows).
-
-So every incremental run re-reads `overlap_seconds` (default 2 h: the repeated hour plus margin)
-behind the stored cursor, through dlt's `lag`, and sends the lagged value as `modified_after` via
-the `{incremental.start_value}` placeholder. dlt's own boundary dedup is off (it keys on the
-cursor value, which is exactly what cannot be trusted here), so the overlap is deduplicated
-here: `WrittenVersions` remembers, in dlt resource state, the version of every record written
-inside the overlap horizon and drops a record whose version was already written. A version is
-`id` + `modified_gmt` (not a hash - WordPress renders some HTML differently per request - and
-not local `modified`, which repeats during the DST hour).
-
-The cursor itself is dlt's: it is committed with the load package, so a run that fails before its
-data is written leaves the stored cursor where it was.
+WordPress's `modified_after` is strict, site-local and per second, so a record saved in the
+cursor's second or in the hour repeated when daylight saving ends sits at or before the cursor:
+every incremental run re-reads `overlap_seconds` behind it (dlt's `lag`). dlt's boundary dedup
+keys on that untrustworthy cursor, so it is off and `WrittenVersions` drops versions already
+written instead; a version is `id` + `modified_gmt` (a hash varies with WordPress's rendering,
+local `modified` repeats in the DST hour).
 """
 
 from __future__ import annotations
@@ -82,8 +68,7 @@ def plan_window(
 
 def incremental_config(plan: WindowPlan, settings: BulletinSettings) -> Optional[Dict[str, Any]]:
     """The rest_api `incremental` block for a plan (None: the endpoint is read without one)."""
-    # primary_key=[] switches dlt's boundary dedup off: it would hash every row at the highest
-    # cursor value and drop a record saved again in that same second; the ledger dedups instead
+    # primary_key=[]: dlt's boundary dedup off (it would drop a record saved again in the same second)
     base: Dict[str, Any] = {"cursor_path": "modified", "on_cursor_value_missing": "include", "primary_key": []}
     if plan.mode in ("incremental", "initial"):
         return {**base, "initial_value": settings.default_baseline_datetime, "lag": settings.overlap_seconds}
@@ -108,13 +93,9 @@ def version_of(record: Dict[str, Any]) -> Optional[str]:
 class WrittenVersions:
     """Which record versions are already written, for the overlap dedup.
 
-    `stored` is the map in dlt resource state (id -> version), committed with the load package;
-    it only needs the versions the next run's overlap can bring back, so it is pruned to
-    `horizon_seconds` behind the newest version up to `now` as it grows (a future-dated version
-    comes back every run, so it is kept, and never counts as the newest). `stored` is None for stateless runs
-    (backfills): they dedupe within the run only. `recent` bounds the run-local map (None: all),
-    which only re-reads within this run consult.
-    """
+    `persistent` is dlt resource state (None for backfills: dedup within the run only); its map
+    (id -> version) is pruned to `horizon_seconds` behind the newest version not after `now`.
+    `recent` bounds the run-local map (None: all)."""
 
     def __init__(
         self,
@@ -177,13 +158,11 @@ class WrittenVersions:
 
 
 def run_memory(settings: BulletinSettings) -> int:
-    """How many recent records the run-local dedup keeps: a gap re-read backs off per_page/2,
-    doubling, at most `max_reread_attempts` times (see wordpress.py), so it never reaches back
-    more than per_page * 2**attempts records; four times that, and at least 10,000."""
+    """Records the run-local dedup keeps: four times the farthest a gap re-read reaches back
+    (per_page * 2**attempts), at least 10,000."""
     return max(10_000, 4 * settings.per_page * 2 ** min(settings.max_reread_attempts, 20))
 
 
 def ledger_horizon(settings: BulletinSettings) -> int:
-    # local `modified` and `modified_gmt` differ by the site's UTC offset (at most 14 h) and the
-    # next run re-reads `overlap_seconds` behind its cursor: keep a day on top of the overlap
+    # the overlap plus a day: local `modified` and `modified_gmt` differ by up to 14 h
     return settings.overlap_seconds + 86400

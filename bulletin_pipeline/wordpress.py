@@ -1,26 +1,8 @@
 """How a WordPress collection is walked so that no record is lost while the site changes.
 
-`OverlappingWindowPaginator` is a dlt paginator (rest_api's extension point for paging).
-WordPress's page numbers (`page=N`, dlt's `header_link`) cannot prove that no record slipped
-across a page boundary: deleting or unpublishing one record moves every later record one place
-back, so the first record of page k+1 lands on page k, which we may already have read, and is
-never seen (nor caught by the next run's `modified_after`, since it did not change). So we order
-by `id` (unique and stable, unlike `modified`, which WordPress does not tie-break) and walk
-`offset` windows of `per_page` records that overlap by `WINDOW_OVERLAP` records:
-
-* In a consistent listing the lowest id of window k is at most the highest id read so far. If it
-  is higher, something moved between the two reads, and we re-read further back until the ids
-  read are contiguous again (at most `max_reread_attempts` times; then the run fails and the
-  cursor stays where it was).
-* `X-WP-Total` is a hint, never the proof of an end (proxies and caching plugins strip it or
-  serve a stale one): a full window means read on, whatever it says; a short window is the end
-  unless the total says more, which it legitimately does for media attached to unpublished
-  pages (counted, then left out of the answer); a run of more than `MAX_BLIND_WINDOWS` windows
-  without a visible record ends the walk (a total that lies high).
-
-dlt's RESTClient asks for one window at a time; once the first window has told the total, the
-paginator asks the session to prefetch the next planned windows (`prefetch_window` of them), so
-the network stays busy while dlt works on earlier pages.
+`OverlappingWindowPaginator` (a dlt paginator) orders by `id` and walks `offset` windows that
+overlap by `WINDOW_OVERLAP` records, re-reading when the ids stop being contiguous; `X-WP-Total`
+is a hint, never the proof of an end (README: "Why nothing is lost").
 """
 
 from __future__ import annotations
@@ -37,12 +19,10 @@ from .transport import WordPressSession
 
 log = logging.getLogger(__name__)
 
-# Records each window shares with the one before. One proves contiguity; with two, a hidden item
-# where two windows meet (see the module docstring) does not cost a re-read.
+# Records each window shares with the one before: one proves contiguity, two absorb a hidden item.
 WINDOW_OVERLAP = 2
 
-# Consecutive windows without a visible record the walk accepts before it stops: hidden items that
-# many in a row would be ~1,000 media attached to unpublished pages; a lying total is likelier.
+# Consecutive windows without a visible record before the walk stops (a total that lies high).
 MAX_BLIND_WINDOWS = 10
 
 ProgressCallback = Callable[[str, int, int, int], None]
@@ -50,12 +30,8 @@ ProgressCallback = Callable[[str, int, int, int], None]
 
 
 class OverlappingWindowPaginator(BasePaginator):
-    """Walks a collection in `offset` windows that overlap by `WINDOW_OVERLAP` records.
-
-    Invariant: every record with id <= `covered` that stayed listed during the walk was read. A
-    window "connects" when it starts at offset 0 or its lowest id is <= `covered`; otherwise the
-    paginator re-reads further back until the covered range is contiguous again.
-    """
+    """Invariant: every record with id <= `covered` that stayed listed was read; a window that
+    does not connect (lowest id > `covered`) makes it re-read further back."""
 
     def __init__(
         self,
@@ -107,8 +83,7 @@ class OverlappingWindowPaginator(BasePaginator):
         ids = [i for page in pages for i in page.column("id").to_pylist() if i is not None]
         total = _int_header(response, "X-WP-Total")
         if total == 0 and self._offset > 0 and not rows:
-            # WordPress counts only when a query returns rows: an offset past the end (the listing
-            # shrank under us) answers X-WP-Total: 0, which means "unknown", not "empty"
+            # past the end WordPress answers X-WP-Total: 0, meaning "unknown", not "empty"
             total = None
         previous_total = self._total
         if total is not None:
@@ -130,8 +105,7 @@ class OverlappingWindowPaginator(BasePaginator):
 
         if not self._connects(offset, ids, total, previous_total):
             return self._open_gap(offset, ids, total)
-        # A window without a single visible record proves nothing by ids (WordPress counts items
-        # it then hides), so the next one may connect on an unchanged X-WP-Total instead.
+        # a window without visible records proves nothing by ids: the next may connect on the total
         self._blind_total = total if not ids and not reaches_end else None
         self._connected(offset, ids, reaches_end)
 
