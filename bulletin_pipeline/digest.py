@@ -58,7 +58,8 @@ def digest_page(body: bytes, spec: DigestSpec, site_now: dt.datetime) -> PageCol
     if spec.incremental:
         for index, value in enumerate(modified):
             if _wp_datetime(value) is None:
-                problem = f"modified: {value!r} is not a WordPress datetime (YYYY-MM-DDTHH:MM:SS)"
+                served = records[index].get("modified") if isinstance(records[index], dict) else None
+                problem = f"modified: {served!r} is not a WordPress datetime (YYYY-MM-DDTHH:MM:SS)"
                 errors[index] = f"{errors[index]}; {problem}" if index in errors else problem
     payloads = [serialize(record) for record in records]
     return PageColumns(

@@ -159,6 +159,7 @@ def test_only_a_trustworthy_modified_reaches_the_cursor_column():
     errors = table.column("error").to_pylist()
     assert errors[0] is None and errors[1] is None
     assert all("modified" in e for e in errors[2:])
+    assert "12345 is not a WordPress datetime" in errors[4]
     data, rejected = PageFeeder().wrap(records)
     assert data.column("id").to_pylist() == [1, 2]
     assert rejected.column("id").to_pylist() == [3, 4, 5]
