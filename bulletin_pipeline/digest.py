@@ -68,11 +68,18 @@ def digest_page(body: bytes, spec: DigestSpec, site_now: dt.datetime) -> PageCol
             value if spec.incremental and index not in errors and _not_future(value, gmt[index], site_now) else None
             for index, value in enumerate(modified)
         ],
-        versions=[g or m for g, m in zip(gmt, modified, strict=True)],
+        versions=[version_of(record) for record in records],
         payloads=payloads,
         hashes=[hashlib.sha256(payload).hexdigest() for payload in payloads],
         errors=[errors.get(index) for index in range(len(records))],
     )
+
+
+def version_of(record: Any) -> Optional[str]:
+    """What tells one version of a record from another: `modified_gmt` (local `modified` repeats
+    in the DST hour), else `modified`; the ledger (window.py) and the probe compare these."""
+    version = (record.get("modified_gmt") or record.get("modified")) if isinstance(record, dict) else None
+    return version if isinstance(version, str) else None
 
 
 def serialize(record: Any) -> bytes:

@@ -14,10 +14,11 @@ from urllib.parse import urlencode
 
 import requests
 
+from .digest import version_of
 from .settings import BulletinSettings
 from .source import collection_path
 from .transport import HttpxAdapter, site_auth
-from .window import WindowPlan, version_of
+from .window import WindowPlan
 
 PROBE_PAGE = 100
 

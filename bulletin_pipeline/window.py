@@ -85,11 +85,6 @@ def _lag(value: str, seconds: int) -> str:
     return moved.strftime(WP_DATETIME_FORMAT)
 
 
-def version_of(record: Dict[str, Any]) -> Optional[str]:
-    version = record.get("modified_gmt") or record.get("modified")
-    return version if isinstance(version, str) else None
-
-
 class WrittenVersions:
     """Which record versions are already written, for the overlap dedup.
 
