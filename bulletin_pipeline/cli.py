@@ -27,8 +27,9 @@ from .redact import redact_log_records, redact_text, redact_url
 from .settings import BulletinSettings, resolve_settings
 
 EPILOG = """\
-Subcommand:
+Subcommands:
   cleanup --retain-days N [--yes]  list partitions older than N days (--yes removes them); see cleanup --help
+  reconcile [--repair]             compare the lake with the site (--repair loads and tombstones); see reconcile --help
 
 Every option is also a dlt config key under [sources.bulletin] in .dlt/config.toml, or an
 environment variable such as SOURCES__BULLETIN__BASE_URL; flags win.
@@ -219,13 +220,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "cleanup":
         return _guarded(lambda: cleanup_main(argv[1:], Console(width=None if sys.stdout.isatty() else 160)), argv)
-    args = build_parser().parse_args(argv)
+    verbose = "--verbose" in argv or "-v" in argv
     redact_log_records()
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
+        level=logging.INFO if verbose else logging.WARNING,
         # without --verbose only warnings show, each a plain line (retries: what and when)
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s" if args.verbose else "%(message)s",
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose else "%(message)s",
     )
+    if argv and argv[0] == "reconcile":
+        from .reconcile_cli import reconcile_main
+
+        return _guarded(lambda: reconcile_main(argv[1:], Console(width=None if sys.stdout.isatty() else 160)), argv)
+    args = build_parser().parse_args(argv)
     out = Console(width=None if sys.stdout.isatty() else 120)
     err = Console(stderr=True)
 
