@@ -13,10 +13,14 @@ for it by `include=` before anything is written.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
+import contextlib
+import functools
+import itertools
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, TypeVar
+from typing import Any, Callable, Deque, Dict, Generator, Iterable, List, Optional, Sequence, Set, Tuple, TypeVar
 from urllib.parse import urlencode
 
 import requests
@@ -27,6 +31,7 @@ from .errors import WordPressError
 from .settings import BulletinSettings
 from .source import collection_path
 from .transport import HttpxAdapter, site_auth
+from .wordpress import MAX_BLIND_WINDOWS
 
 SWEEP_PAGE = 100  # WordPress's maximum: the fewest requests
 SWEEP_FIELDS = "id,modified,modified_gmt"
@@ -84,30 +89,30 @@ def _sweep(adapter: HttpxAdapter, settings: BulletinSettings, endpoint: str, lis
     if total is None or pages is None:
         raise SweepIncomplete("the site sent no X-WP-Total/X-WP-TotalPages (a proxy strips them?)")
     listing.total = total
-    answers = [
-        first,
-        *_concurrently(settings, lambda page: _get(adapter, settings, endpoint, page), range(2, pages + 1)),
-    ]
-    listing.requests += pages - 1
+    hidden_allowed = collection_path(settings, endpoint) in HIDDEN_ITEM_PATHS
+    blind = 0
+    fetch = functools.partial(_get, adapter, settings, endpoint)
+    with contextlib.closing(_in_order(settings, fetch, range(2, pages + 1))) as rest:
+        for page, answer in enumerate(itertools.chain([first], rest), start=1):
+            listing.requests += page > 1
+            _check_totals(answer, total, pages)
+            records = _records(answer)
+            blind = 0 if records else blind + 1
+            if page < pages and (blind > MAX_BLIND_WINDOWS or (blind and not hidden_allowed)):
+                raise SweepIncomplete(f"page {page} of {pages} lists nothing: X-WP-Total ({total}) overstates")
+            for record in records:
+                record_id = record.get("id")
+                if type(record_id) is not int:
+                    raise SweepIncomplete(f"a record without an integer id: {str(record)[:80]}")
+                if record_id in listing.served:
+                    raise SweepIncomplete(f"id {record_id} listed twice (the site changed during the sweep)")
+                listing.served[record_id] = _served(record)
     again = _get(adapter, settings, endpoint, page=1)
     listing.requests += 1
-    answers.append(again)
-    for answer in answers:
-        if _totals(answer) != (total, pages):
-            raise SweepIncomplete(
-                f"X-WP-Total changed from {total} to {_totals(answer)[0]} during the sweep (the site changed)"
-            )
+    _check_totals(again, total, pages)
     if [r.get("id") for r in _records(first)] != [r.get("id") for r in _records(again)]:
         raise SweepIncomplete("the first page changed during the sweep (the site changed)")
-    for answer in answers[:-1]:
-        for record in _records(answer):
-            record_id = record.get("id")
-            if type(record_id) is not int:
-                raise SweepIncomplete(f"a record without an integer id: {str(record)[:80]}")
-            if record_id in listing.served:
-                raise SweepIncomplete(f"id {record_id} listed twice (the site changed during the sweep)")
-            listing.served[record_id] = _served(record)
-    count, hidden_allowed = len(listing.served), collection_path(settings, endpoint) in HIDDEN_ITEM_PATHS
+    count = len(listing.served)
     if count > total or (count < total and not hidden_allowed):
         raise SweepIncomplete(f"{count} ids listed but X-WP-Total says {total}")
 
@@ -121,7 +126,7 @@ def confirm_gone(
     still: Dict[int, Served] = {}
     batches = [wanted[i : i + SWEEP_PAGE] for i in range(0, len(wanted), SWEEP_PAGE)]
     try:
-        answers = _concurrently(settings, lambda batch: _get(adapter, settings, endpoint, 1, batch), batches)
+        answers = list(_in_order(settings, lambda batch: _get(adapter, settings, endpoint, 1, batch), batches))
     except WordPressError as exc:
         raise SweepIncomplete(str(exc), url=exc.url, status=exc.status) from exc
     for answer in answers:
@@ -131,11 +136,21 @@ def confirm_gone(
     return set(wanted) - set(still), still
 
 
-def _concurrently(settings: BulletinSettings, fetch: Callable[[T], Reply], items: Iterable[T]) -> List[Reply]:
-    """`fetch` of every item, in order, up to `max_connections` at once; the first failure cancels the rest."""
-    pool = concurrent.futures.ThreadPoolExecutor(max(1, settings.http.max_connections), thread_name_prefix="sweep")
+def _in_order(
+    settings: BulletinSettings, fetch: Callable[[T], Reply], items: Iterable[T]
+) -> Generator[Reply, None, None]:
+    """`fetch` of every item, answered in order, `max_connections` in flight and as many queued;
+    closing the generator (or a failure) cancels the rest."""
+    connections = max(1, settings.http.max_connections)
+    pool = concurrent.futures.ThreadPoolExecutor(connections, thread_name_prefix="sweep")
+    pending: Deque[concurrent.futures.Future[Reply]] = collections.deque()
     try:
-        return list(pool.map(fetch, items))
+        for item in items:
+            pending.append(pool.submit(fetch, item))
+            if len(pending) >= 2 * connections:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -150,6 +165,12 @@ def _get(
     url = f"{settings.base_url}{collection_path(settings, endpoint)}?{urlencode(params)}"
     request = requests.Request("GET", url, auth=site_auth(settings.http)).prepare()  # Authorization, if any
     return adapter.fetch(url, {k: str(v) for k, v in request.headers.items()}).response
+
+
+def _check_totals(answer: Reply, total: int, pages: int) -> None:
+    now_total, now_pages = _totals(answer)
+    if (now_total, now_pages) != (total, pages):
+        raise SweepIncomplete(f"X-WP-Total changed from {total} to {now_total} during the sweep (the site changed)")
 
 
 def _totals(answer: Reply) -> Tuple[Optional[int], Optional[int]]:
