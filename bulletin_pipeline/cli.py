@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="probe each endpoint first; load only those with changes, exit 0 when there are none",
     )
+    parser.add_argument(
+        "--sweep-deletions",
+        action="store_true",
+        default=None,
+        help="after the load, list every id the site serves and write tombstones for those it no longer serves",
+    )
     parser.add_argument("--pipelines-dir", help="dlt's working folder for the pipeline (default: dlt's)")
     parser.add_argument(
         "--demo",
@@ -73,7 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace, **extra: Any) -> BulletinSettings:
-    flags = "base_url bucket_url full_refresh last_modified_date load_date load_time strict if_changed pipelines_dir"
+    flags = (
+        "base_url bucket_url full_refresh last_modified_date load_date load_time strict if_changed "
+        "sweep_deletions pipelines_dir"
+    )
     overrides = {name: getattr(args, name) for name in flags.split()}
     endpoints = args.endpoints.split(",") if args.endpoints is not None else None  # '' is an error
     return resolve_settings(**{**overrides, "endpoints": endpoints, **extra})
@@ -132,6 +141,7 @@ def render_summary(summary: RunSummary, console: Console) -> None:
         for endpoint, reason in summary.skipped.items():
             console.print(f"{endpoint}: {reason}", highlight=False)
         console.print(f"nothing {'new ' if summary.resumed else ''}loaded")
+        _render_deletions(summary, console)
         return
     table = Table(title=f"{summary.pipeline_name}: load {summary.load_id or '(nothing new)'}", title_justify="left")
     for column in ("endpoint", "mode", "loaded", "rejected", "files", "cursor before", "cursor after"):
@@ -154,9 +164,15 @@ def render_summary(summary: RunSummary, console: Console) -> None:
         f"({summary.requests} requests, {summary.retries} retries, {versions})"
     )
     console.print(f"data: {redact_url(summary.dataset_path)}/<endpoint>/{summary.partition}/")
+    _render_deletions(summary, console)
     for e in summary.endpoints:
         for example in e.rejected_examples:
             console.print(f"[yellow]rejected[/] {e.endpoint}: {example}", soft_wrap=True)
+
+
+def _render_deletions(summary: RunSummary, console: Console) -> None:
+    for deletion in summary.deletions.values():
+        console.print(deletion.describe(), highlight=False, soft_wrap=True)
 
 
 def build_cleanup_parser() -> argparse.ArgumentParser:
@@ -246,7 +262,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             render_summary(failure.summary, out)  # what did load, before the one-line error
             raise
         render_summary(summary, out)
-        return 0
+        return 1 if any(d.tombstones is None for d in summary.deletions.values()) else 0
 
     return _guarded(run, argv)
 

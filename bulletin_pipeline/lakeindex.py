@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import posixpath
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, List, Optional, Set
 
 import orjson
-import pyarrow.parquet as pq
+import pyarrow as pa
 
 from .digest import version_of
+from .lake import LakeFile, LakeRoot, completed_loads, lake_files, read_batches
 from .tombstones import DELETED_TABLE
 
 INDEX_COLUMNS = ["id", "dl_inserted_at", "payload", "dl_hash"]
@@ -65,32 +65,32 @@ class LakeIndex:
             self.tombstoned[record_id] = inserted_at
 
 
-def build_index(fs: Any, dataset_path: str, endpoint: str) -> LakeIndex:
-    """The index of `endpoint` in the lake at `dataset_path` (an fsspec filesystem), file by file."""
+def build_index(lake: LakeRoot, endpoint: str) -> LakeIndex:
+    """The index of `endpoint`, file by file, from the files of completed loads only (a crashed
+    run's files are removed by the next run, and never taken as held)."""
     index = LakeIndex(endpoint)
-    for path in _files(fs, posixpath.join(dataset_path, endpoint)):
+    completed = completed_loads(lake.fs, lake.dataset_path)
+    for file in _completed(lake, endpoint, completed):
         index.files += 1
-        for batch in _batches(fs, path, INDEX_COLUMNS):
-            for record_id, inserted_at, payload, dl_hash in zip(*batch.values(), strict=True):
+        for batch in read_batches(lake.fs, file.path, INDEX_COLUMNS):
+            for record_id, inserted_at, payload, dl_hash in zip(*_columns(batch, INDEX_COLUMNS), strict=True):
                 if record_id is not None and inserted_at is not None and payload is not None:
                     index.add(record_id, inserted_at, payload, dl_hash)
-    for path in _files(fs, posixpath.join(dataset_path, DELETED_TABLE)):
-        for batch in _batches(fs, path, TOMBSTONE_COLUMNS):
-            for record_id, table, inserted_at in zip(*batch.values(), strict=True):
+    for file in _completed(lake, DELETED_TABLE, completed):
+        for batch in read_batches(lake.fs, file.path, TOMBSTONE_COLUMNS):
+            for record_id, table, inserted_at in zip(*_columns(batch, TOMBSTONE_COLUMNS), strict=True):
                 if table == endpoint and record_id is not None and inserted_at is not None:
                     index.add_tombstone(record_id, inserted_at)
     return index
 
 
-def _files(fs: Any, folder: str) -> List[str]:
-    return sorted(p for p in fs.find(folder) if p.endswith(".parquet")) if fs.isdir(folder) else []
+def _completed(lake: LakeRoot, table: str, completed: Set[str]) -> List[LakeFile]:
+    files = lake_files(lake.fs, lake.dataset_path, table, lake.layout)
+    return [f for f in files if f.load_id is None or f.load_id in completed]
 
 
-def _batches(fs: Any, path: str, columns: List[str]) -> Iterator[Dict[str, List[Any]]]:
-    """The file's `columns`, a record batch at a time, as Python lists in `columns`' order."""
-    with fs.open(path, "rb") as handle:
-        for batch in pq.ParquetFile(handle).iter_batches(columns=columns):
-            yield {name: batch.column(name).to_pylist() for name in columns}
+def _columns(batch: pa.RecordBatch, names: List[str]) -> List[List[Any]]:
+    return [batch.column(name).to_pylist() for name in names]
 
 
 def _parse(payload: str) -> Any:

@@ -20,6 +20,7 @@ from dlt.common.pipeline import LoadInfo, get_dlt_pipelines_dir
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import recovery, retention
+from .deletions import SweepResult, sweep_deletions
 from .destination import (
     DATASET_NAME,
     configure_arrow_memory,
@@ -71,7 +72,8 @@ class EndpointSummary:
 @dataclass
 class RunSummary:
     """What a run did; `skipped`: unchanged endpoints (--if-changed), `resumed`: an earlier run's
-    load finished first, `removed`: lake files of loads that never completed."""
+    load finished first, `removed`: lake files of loads that never completed, `deletions`: the
+    deletion sweep (--sweep-deletions)."""
 
     pipeline_name: str
     dataset_path: str
@@ -86,6 +88,7 @@ class RunSummary:
     failed: Dict[str, str] = field(default_factory=dict)
     resumed: Optional[recovery.ResumedLoad] = None
     removed: List[str] = field(default_factory=list)
+    deletions: Dict[str, SweepResult] = field(default_factory=dict)
 
     @property
     def rejected(self) -> int:
@@ -177,6 +180,7 @@ def run_pipeline(
     skipped: Dict[str, str] = {}
     failed: Dict[str, WordPressError] = {}
     info: Optional[LoadInfo] = None
+    deletions: Dict[str, SweepResult] = {}
     session = WordPressSession(settings.http, digest_specs(settings), digest_workers(settings))
     lock: Optional[LakeLock] = None
     try:
@@ -223,6 +227,9 @@ def run_pipeline(
                     raise  # the site itself failed, not one collection
                 failed[culprit] = exc  # nothing of this attempt was committed: retry without it
                 to_load.remove(culprit)
+        if settings.sweep_deletions and not failed:
+            with _dlt_step(pipeline):  # after the load, under its lock, in its partition
+                deletions = sweep_deletions(pipeline, settings, session.adapter, inserted_at)
     finally:
         session.close()
         if lock is not None:
@@ -235,7 +242,7 @@ def run_pipeline(
     run.partition = partition_datetime(settings, inserted_at).strftime(PARTITION_FORMAT) if info else ""
     run.skipped = skipped
     run.failed = {endpoint: str(exc) for endpoint, exc in failed.items()}
-    run.resumed, run.removed = resumed, removed
+    run.resumed, run.removed, run.deletions = resumed, removed, deletions
     if failed:
         if not loaded:
             raise next(iter(failed.values()))

@@ -20,13 +20,14 @@ from typing import Dict, Iterator, List, Optional
 import dlt
 
 from . import recovery
-from .destination import partition_datetime, preflight_destination
+from .deletions import sweep_deletions
+from .destination import preflight_destination
+from .lake import open_lake
 from .lakeindex import LakeIndex, build_index
 from .lock import lake_lock
 from .pipeline import _dlt_step, check_site, make_pipeline, restore_state, run_pipeline
 from .settings import EARLIEST_DATE, BulletinSettings
 from .sweep import Listing, SweepIncomplete, confirm_gone, sweep
-from .tombstones import Tombstone, tombstone_source
 from .transport import HttpxAdapter
 
 # ids per endpoint in one repair run: `include=` of 500 ids keeps the URL near 4 KB
@@ -104,22 +105,6 @@ def reconcile(settings: BulletinSettings, repair: bool = False, now: Optional[dt
     return ReconcileReport(reports, repair, requests, round(time.monotonic() - started, 3))
 
 
-def sweep_deletions(
-    settings: BulletinSettings, now: Optional[dt.datetime] = None, adapter: Optional[HttpxAdapter] = None
-) -> Dict[str, Listing]:
-    """Tombstones for the ids no longer served, after a run (`--sweep-deletions`); the listings."""
-    inserted_at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-    own = adapter is None
-    adapter = adapter or HttpxAdapter(settings.http)
-    try:
-        listings = {endpoint: sweep(adapter, settings, endpoint) for endpoint in settings.endpoints}
-        write_tombstones(settings, adapter, listings, inserted_at)
-    finally:
-        if own:
-            adapter.close()
-    return listings
-
-
 def compare(adapter: HttpxAdapter, settings: BulletinSettings, listing: Listing, index: LakeIndex) -> EndpointReport:
     """The differences between a sweep and the lake; absences are confirmed with `include=`."""
     report = EndpointReport(listing.endpoint, problem=listing.problem)
@@ -141,10 +126,8 @@ def compare(adapter: HttpxAdapter, settings: BulletinSettings, listing: Listing,
 
 
 def read_indexes(settings: BulletinSettings, endpoints: List[str]) -> Dict[str, LakeIndex]:
-    pipeline = make_pipeline(settings)
-    with pipeline.destination_client() as client:
-        fs, dataset = client.fs_client, client.dataset_path  # type: ignore[attr-defined]
-        return {endpoint: build_index(fs, dataset, endpoint) for endpoint in endpoints}
+    with open_lake(make_pipeline(settings)) as lake:
+        return {endpoint: build_index(lake, endpoint) for endpoint in endpoints}
 
 
 def repair_settings(settings: BulletinSettings, ids: Dict[str, List[int]]) -> BulletinSettings:
@@ -181,27 +164,12 @@ def load_records(settings: BulletinSettings, ids: Dict[str, List[int]], inserted
 def write_tombstones(
     settings: BulletinSettings, adapter: HttpxAdapter, listings: Dict[str, Listing], inserted_at: dt.datetime
 ) -> Dict[str, int]:
-    """Under the lake lock: a tombstone for each live id a complete listing lacks and WordPress
-    confirms it does not serve; returns how many per endpoint."""
-    complete = [endpoint for endpoint, listing in listings.items() if listing.complete]
-    if not complete:
+    """Under the lake lock, the deletion sweep's tombstones for `listings`; how many per endpoint."""
+    if not any(listing.complete for listing in listings.values()):
         return {}
-    written: Dict[str, int] = {}
-    with locked_lake(settings) as pipeline:
-        tombstones: List[Tombstone] = []
-        with pipeline.destination_client() as client:
-            fs, dataset = client.fs_client, client.dataset_path  # type: ignore[attr-defined]
-            for endpoint in complete:
-                live = build_index(fs, dataset, endpoint).live()
-                gone, _ = confirm_gone(adapter, settings, endpoint, set(live) - set(listings[endpoint].served))
-                tombstones.extend(Tombstone(i, endpoint, live[i].dl_hash, live[i].modified) for i in sorted(gone))
-                written[endpoint] = len(gone)
-        if tombstones:
-            partition = partition_datetime(settings, inserted_at)
-            with _dlt_step(pipeline):
-                info = pipeline.run(tombstone_source(tombstones, inserted_at, partition), loader_file_format="parquet")
-            info.raise_on_failed_jobs()
-    return written
+    with locked_lake(settings) as pipeline, _dlt_step(pipeline):
+        results = sweep_deletions(pipeline, settings, adapter, inserted_at, listings)
+    return {endpoint: result.tombstones or 0 for endpoint, result in results.items()}
 
 
 @contextlib.contextmanager

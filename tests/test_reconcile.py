@@ -17,7 +17,6 @@ import duckdb
 import pytest
 
 from bulletin_pipeline.pipeline import make_pipeline, stored_cursor
-from bulletin_pipeline.reconcile import sweep_deletions
 from bulletin_pipeline.sweep import sweep
 from bulletin_pipeline.transport import HttpxAdapter
 from tests.hostile import HostileServer, record
@@ -33,7 +32,8 @@ def current_site_query(dataset: pathlib.Path, endpoint: str) -> str:
     """README's "current site" query, pointed at this lake and endpoint."""
     block = re.search(r"<!-- current-site -->\s*```sql\n(.*?)```", README.read_text(), re.S)
     assert block, "README lost its current-site query"
-    return block.group(1).replace("bulletin_raw/", f"{dataset}/").replace("'pages'", f"'{endpoint}'")
+    query = block.group(1).replace("bulletin_raw/pages/", f"bulletin_raw/{endpoint}/")
+    return query.replace("bulletin_raw/", f"{dataset}/").replace("'pages'", f"'{endpoint}'")
 
 
 def current_site(lake: Lake, endpoint: str) -> Dict[int, str]:
@@ -153,14 +153,15 @@ def test_a_total_that_changes_mid_sweep_writes_nothing(lake: Lake, site):
             site.delete("pages", gone)
 
     lake.server.before_request = delete_during_the_sweep
-    listings = sweep_deletions(lake.settings(endpoints=["pages"], http={"max_connections": 1}))
-    assert "X-WP-Total changed" in (listings["pages"].problem or "")
+    summary = lake.run(endpoints=["pages"], http={"max_connections": 1}, sweep_deletions=True)
+    assert summary.deletions["pages"].tombstones is None
+    assert "X-WP-Total changed" in (summary.deletions["pages"].listing.problem or "")
     assert tombstones(lake) == set()
 
 
 def test_an_id_a_shifting_listing_skipped_is_confirmed_served_not_tombstoned(lake: Lake, site):
-    """One deletion and one creation keep the total, but shift page 3 by one: its first record is
-    never listed. The ids a sweep lacks are asked for by `include=` before any tombstone."""
+    """A deletion on page 2 (already read) and a creation keep the total but shift page 3 by one:
+    its first record is never listed. Every id a sweep lacks is asked for by `include=` first."""
     lake.run()
     pages = sorted(live_ids(site, "pages"))
     gone, skipped = pages[150], pages[200]
@@ -171,9 +172,15 @@ def test_an_id_a_shifting_listing_skipped_is_confirmed_served_not_tombstoned(lak
             site.create("pages", at=CLOCK)
 
     lake.server.before_request = shift_during_the_sweep
-    listings = sweep_deletions(lake.settings(endpoints=["pages"], http={"max_connections": 1}))
-    assert listings["pages"].complete and skipped not in listings["pages"].served
-    assert tombstones(lake) == {("pages", gone)}
+    summary = lake.run(endpoints=["pages"], http={"max_connections": 1}, sweep_deletions=True)
+    listing = summary.deletions["pages"].listing
+    assert listing.complete and skipped not in listing.served and gone in listing.served
+    assert any(r.params.get("include") == str(skipped) for r in lake.server.request_log)
+    assert summary.deletions["pages"].tombstones == 0 and tombstones(lake) == set()
+
+    lake.server.before_request = None
+    summary = lake.run(endpoints=["pages"], sweep_deletions=True)
+    assert summary.deletions["pages"].tombstones == 1 and tombstones(lake) == {("pages", gone)}
 
 
 def test_hidden_media_do_not_make_a_sweep_incomplete(lake: Lake, site):
