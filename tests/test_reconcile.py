@@ -33,6 +33,8 @@ def current_site_query(dataset: pathlib.Path, endpoint: str) -> str:
     block = re.search(r"<!-- current-site -->\s*```sql\n(.*?)```", README.read_text(), re.S)
     assert block, "README lost its current-site query"
     query = block.group(1).replace("bulletin_raw/pages/", f"bulletin_raw/{endpoint}/")
+    if not (dataset / "deleted").exists():  # as README says: no tombstone yet, no `where`
+        query = re.sub(r"where not exists \(.*?\n\)\n", "", query, flags=re.S)
     return query.replace("bulletin_raw/", f"{dataset}/").replace("'pages'", f"'{endpoint}'")
 
 
