@@ -39,7 +39,6 @@ class LakeIndex:
     endpoint: str
     newest: Dict[int, Held] = field(default_factory=dict)
     tombstoned: Dict[int, dt.datetime] = field(default_factory=dict)  # id -> its newest tombstone
-    files: int = 0
 
     def live(self) -> Dict[int, Held]:
         """Ids whose newest version is after their newest tombstone (or that have none)."""
@@ -71,7 +70,6 @@ def build_index(lake: LakeRoot, endpoint: str) -> LakeIndex:
     index = LakeIndex(endpoint)
     completed = completed_loads(lake.fs, lake.dataset_path)
     for file in _completed(lake, endpoint, completed):
-        index.files += 1
         for batch in read_batches(lake.fs, file.path, INDEX_COLUMNS):
             for record_id, inserted_at, payload, dl_hash in zip(*_columns(batch, INDEX_COLUMNS), strict=True):
                 if record_id is not None and inserted_at is not None and payload is not None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
-import time
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional
 
@@ -75,8 +74,6 @@ class EndpointReport:
 class ReconcileReport:
     endpoints: List[EndpointReport]
     repaired: bool
-    requests: int = 0
-    seconds: float = 0.0
 
     @property
     def in_step(self) -> bool:
@@ -87,7 +84,6 @@ class ReconcileReport:
 
 def reconcile(settings: BulletinSettings, repair: bool = False, now: Optional[dt.datetime] = None) -> ReconcileReport:
     """Compare every endpoint of `settings` with the site; `repair` makes the lake match it."""
-    started = time.monotonic()
     inserted_at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     adapter = HttpxAdapter(settings.http)
     try:
@@ -101,8 +97,7 @@ def reconcile(settings: BulletinSettings, repair: bool = False, now: Optional[dt
                 report.loaded, report.tombstones = loaded.get(report.endpoint, 0), written.get(report.endpoint, 0)
     finally:
         adapter.close()
-    requests = adapter.stats.requests
-    return ReconcileReport(reports, repair, requests, round(time.monotonic() - started, 3))
+    return ReconcileReport(reports, repair)
 
 
 def compare(adapter: HttpxAdapter, settings: BulletinSettings, listing: Listing, index: LakeIndex) -> EndpointReport:
@@ -120,7 +115,7 @@ def compare(adapter: HttpxAdapter, settings: BulletinSettings, listing: Listing,
     served.update(still)  # served after all: the listing moved under the sweep
     report.served, report.hidden, report.in_lake = len(served), listing.hidden, len(live)
     report.missing = sorted(set(served) - set(live))
-    report.stale = sorted(i for i in set(served) & set(live) if served[i].version != live[i].version)
+    report.stale = sorted(i for i in set(served) & set(live) if served[i] != live[i].version)
     report.gone = sorted(gone)
     return report
 

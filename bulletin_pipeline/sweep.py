@@ -40,22 +40,13 @@ HIDDEN_ITEM_PATHS = frozenset({"media"})
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Served:
-    """One record as the site serves it now (`version`: digest.version_of)."""
-
-    modified: Optional[str]
-    version: Optional[str]
-
-
 @dataclass
 class Listing:
     """What one sweep of a collection saw; `complete` False says why in `problem`."""
 
     endpoint: str
-    served: Dict[int, Served] = field(default_factory=dict)
+    served: Dict[int, Optional[str]] = field(default_factory=dict)  # id -> version (digest.version_of)
     total: Optional[int] = None
-    requests: int = 0
     problem: Optional[str] = None
 
     @property
@@ -84,7 +75,6 @@ def sweep(adapter: HttpxAdapter, settings: BulletinSettings, endpoint: str) -> L
 
 def _sweep(adapter: HttpxAdapter, settings: BulletinSettings, endpoint: str, listing: Listing) -> None:
     first = _get(adapter, settings, endpoint, page=1)
-    listing.requests += 1
     total, pages = _totals(first)
     if total is None or pages is None:
         raise SweepIncomplete("the site sent no X-WP-Total/X-WP-TotalPages (a proxy strips them?)")
@@ -94,7 +84,6 @@ def _sweep(adapter: HttpxAdapter, settings: BulletinSettings, endpoint: str, lis
     fetch = functools.partial(_get, adapter, settings, endpoint)
     with contextlib.closing(_in_order(settings, fetch, range(2, pages + 1))) as rest:
         for page, answer in enumerate(itertools.chain([first], rest), start=1):
-            listing.requests += page > 1
             _check_totals(answer, total, pages)
             records = _records(answer)
             blind = 0 if records else blind + 1
@@ -106,9 +95,8 @@ def _sweep(adapter: HttpxAdapter, settings: BulletinSettings, endpoint: str, lis
                     raise SweepIncomplete(f"a record without an integer id: {str(record)[:80]}")
                 if record_id in listing.served:
                     raise SweepIncomplete(f"id {record_id} listed twice (the site changed during the sweep)")
-                listing.served[record_id] = _served(record)
+                listing.served[record_id] = version_of(record)
     again = _get(adapter, settings, endpoint, page=1)
-    listing.requests += 1
     _check_totals(again, total, pages)
     if [r.get("id") for r in _records(first)] != [r.get("id") for r in _records(again)]:
         raise SweepIncomplete("the first page changed during the sweep (the site changed)")
@@ -119,11 +107,11 @@ def _sweep(adapter: HttpxAdapter, settings: BulletinSettings, endpoint: str, lis
 
 def confirm_gone(
     adapter: HttpxAdapter, settings: BulletinSettings, endpoint: str, ids: Iterable[int]
-) -> Tuple[Set[int], Dict[int, Served]]:
+) -> Tuple[Set[int], Dict[int, Optional[str]]]:
     """(ids WordPress does not serve now, ids it still serves -> their version), asked by `include=`
     a page of ids at a time; raises `SweepIncomplete` when any answer fails."""
     wanted = sorted(set(ids))
-    still: Dict[int, Served] = {}
+    still: Dict[int, Optional[str]] = {}
     batches = [wanted[i : i + SWEEP_PAGE] for i in range(0, len(wanted), SWEEP_PAGE)]
     try:
         answers = list(_in_order(settings, lambda batch: _get(adapter, settings, endpoint, 1, batch), batches))
@@ -132,7 +120,7 @@ def confirm_gone(
     for answer in answers:
         for record in _records(answer):
             if type(record.get("id")) is int:
-                still[record["id"]] = _served(record)
+                still[record["id"]] = version_of(record)
     return set(wanted) - set(still), still
 
 
@@ -192,8 +180,3 @@ def _records(answer: Reply) -> List[Dict[str, Any]]:
     if not isinstance(body, list) or not all(isinstance(r, dict) for r in body):
         raise SweepIncomplete("a page that is not a JSON list of records")
     return body
-
-
-def _served(record: Dict[str, Any]) -> Served:
-    modified = record.get("modified")
-    return Served(modified if isinstance(modified, str) else None, version_of(record))
