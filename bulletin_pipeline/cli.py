@@ -210,7 +210,7 @@ def cleanup_main(argv: Sequence[str], out: Console) -> int:
 
 def run_demo(args: argparse.Namespace, out: Console, err: Console) -> int:
     """`--demo`: the main job against the bundled demo site on loopback, its state marked as the
-    demo's (`pipeline.check_site`)."""
+    demo's (`extraction.check_site`)."""
     from .demo import DEMO_SITE_ID, DemoServer
 
     with DemoServer() as server:

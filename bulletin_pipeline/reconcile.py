@@ -21,10 +21,11 @@ import dlt
 from . import recovery
 from .deletions import sweep_deletions
 from .destination import preflight_destination
+from .extraction import check_site
 from .lake import open_lake
 from .lakeindex import LakeIndex, build_index
 from .lock import lake_lock
-from .pipeline import _dlt_step, check_site, make_pipeline, restore_state, run_pipeline
+from .pipeline import _dlt_step, make_pipeline, restore_state, run_pipeline
 from .settings import EARLIEST_DATE, BulletinSettings
 from .sweep import Listing, SweepIncomplete, confirm_gone, sweep
 from .transport import HttpxAdapter

@@ -28,8 +28,8 @@ import requests
 from .answers import Reply
 from .digest import version_of
 from .errors import WordPressError
+from .extraction import collection_path
 from .settings import BulletinSettings
-from .source import collection_path
 from .transport import HttpxAdapter, site_auth
 from .wordpress import MAX_BLIND_WINDOWS
 

@@ -2,7 +2,8 @@
 
 A tombstone is written through dlt like the data (same destination, layout and pinned partition
 time): `id`, `endpoint`, `dl_inserted_at` (the run's), `last_dl_hash` and `last_modified` of the
-newest version the lake held. It belongs to the `bulletin` source, so it lands in the same schema.
+newest version the lake held. It belongs to the `bulletin` source, so it lands in the same schema
+and its load is the state's newest, as a data load's is.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import pendulum
 import pyarrow as pa
 
 from .envelope import TIMESTAMP
+from .extraction import LAST_LOAD_KEY, SOURCE_NAME
 from .recovery import pin_partition
-from .source import SOURCE_NAME
 
 DELETED_TABLE = "deleted"
 DELETED_SCHEMA = pa.schema(
@@ -63,8 +64,10 @@ def tombstone_source(tombstones: List[Tombstone], inserted_at: dt.datetime, part
     def bulletin() -> Any:
         @dlt.resource(name=DELETED_TABLE, write_disposition="append")
         def deleted() -> Iterator[pa.Table]:
+            # the newest load of the lake is this one: the next run's state check expects it
+            dlt.current.source_state()[LAST_LOAD_KEY] = dlt.current.load_package_state()["load_id"]
             yield table
 
-        return [deleted(), pin_partition(partition)]
+        return [deleted(), pin_partition(lambda: partition)]
 
     return bulletin()
