@@ -23,6 +23,7 @@ from tests.hostile import HostileServer, record
 
 from .conftest import CLOCK, Lake, assert_lake_has
 from .test_cli import ROOT, cli, lake_args
+from .test_standalone import runner, source
 
 README = ROOT / "README.md"
 TEST_SITE = {"SOURCES__BULLETIN__SITE_ID": "test-site", "SOURCES__BULLETIN__HTTP__MAX_ATTEMPTS": "2"}
@@ -224,3 +225,18 @@ def test_reconcile_help_and_bad_input(tmp_path):
     assert cli("reconcile", "--help", cwd=tmp_path).returncode == 0
     bad = cli("reconcile", "--base-url", "ftp://nope", cwd=tmp_path)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "is not an http(s) URL" in bad.stderr
+
+
+def test_a_plain_dlt_runner_goes_on_after_a_tombstone_load(lake: Lake, site):
+    """A tombstone load is the lake's newest load in the state, as a data load is: the runner that
+    wrote it (or read the state after it) runs on; the source's check for newer loads stays quiet."""
+    lake.run()
+    site.delete("pages", sorted(live_ids(site, "pages"))[0])
+    summary = lake.run(sweep_deletions=True)
+    assert summary.deletions["pages"].tombstones == 1
+    site.advance_clock(minutes=5)
+    edited = sorted(live_ids(site, "pages"))[0]
+    site.edit("pages", edited)
+    runner(lake).run(source(lake))
+    assert_lake_has(lake, site, "pages")
+    assert len(lake.rows("deleted")) == 1
