@@ -81,14 +81,19 @@ class TableReport:
         counts = (self.unreadable, self.drift, self.unfinished, self.bad_hash, self.not_json, self.id_differs)
         return not any(counts) and not self.stored_twice and self.cursor_fault is None
 
+    def unread(self) -> str:
+        """What of the table could not be read ('' when all could)."""
+        parts = [f"{self.unreadable} file(s) unreadable"] * bool(self.unreadable)
+        return ", ".join(parts + [f"{self.not_json} payload(s) not JSON"] * bool(self.not_json))
+
     def cursor_note(self) -> Optional[str]:
         """How the newest `modified` in the lake stands against the stored cursor (None: not incremental)."""
         if not self.incremental or (self.cursor is None and self.newest_modified is None):
             return None
         if self.cursor_fault:
             return self.cursor_fault
-        if self.unreadable:
-            return f"stored cursor {self.cursor}: not compared, {self.unreadable} file(s) unreadable"
+        if self.unread():
+            return f"stored cursor {self.cursor}: not compared, {self.unread()}"
         if self.cursor is None:
             return f"newest modified {self.newest_modified}, no stored cursor (only backfills wrote it)"
         verdict = (
@@ -236,7 +241,7 @@ class _Checker:
                 fault = found.setdefault(index, Fault(table, self.root.url_of(files[index].path), []))
                 fault.problems.append(problem)
         faults.extend(found[index] for index in sorted(found))
-        if incremental and not report.unreadable:  # an unreadable file may hold the newest record
+        if incremental and not report.unread():  # what cannot be read may hold the newest record
             report.cursor_fault = _cursor_fault(report)
             if report.cursor_fault:
                 faults.append(Fault(table, None, [report.cursor_fault]))
@@ -263,7 +268,8 @@ class _Checker:
                 if drift:
                     report.drift += 1
                     problems.append(drift)
-                columns = [name for name in ("id", "payload", "dl_hash") if name in schema.names]
+                # a column of another type is drift, and is not read: its rows are not judged on it
+                columns = [n for n in ("id", "payload", "dl_hash") if _same_type(schema, contract, n)]
                 for batch in parquet.iter_batches(batch_size=1024, columns=columns):
                     rows.check(batch)
                     self.rows += batch.num_rows
@@ -291,12 +297,12 @@ class _RowChecks:
 
     def check(self, batch: pa.RecordBatch) -> None:
         names = batch.schema.names
-        ids = batch.column("id").to_pylist() if "id" in names else [None] * batch.num_rows
+        ids = batch.column("id").to_pylist() if "id" in names else None
         payloads = batch.column("payload").to_pylist() if "payload" in names else []
         hashes = batch.column("dl_hash").to_pylist() if "dl_hash" in names else None
         keys: List[int] = []
         for row, payload in enumerate(payloads):
-            row_id = ids[row]
+            row_id = ids[row] if ids is not None else None
             raw = payload.encode("utf-8") if isinstance(payload, str) else b""
             if hashes is not None and hashlib.sha256(raw).hexdigest() != hashes[row]:
                 self.bad_hash.append(row_id)
@@ -304,11 +310,11 @@ class _RowChecks:
             if record is NOT_JSON:
                 self.not_json.append(row_id)
                 continue
-            if _int_id(record) != row_id:
+            if ids is not None and _int_id(record) != row_id:
                 self.id_differs.append(row_id)
-            if self.versions is not None and row_id is not None:
+            if self.versions is not None:
                 version = version_of(record)
-                if version is not None:
+                if version is not None and row_id is not None:
                     keys.append(_version_key(row_id, version))
                 modified = record.get("modified") if isinstance(record, dict) else None
                 if isinstance(modified, str) and WP_DATETIME.fullmatch(modified):
@@ -352,6 +358,10 @@ def _int_id(record: Any) -> Optional[int]:
 def _version_key(record_id: int, version: str) -> int:
     digest = hashlib.blake2b(f"{record_id}\x1f{version}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little")
+
+
+def _same_type(schema: pa.Schema, contract: pa.Schema, name: str) -> bool:
+    return name in schema.names and str(schema.field(name).type) == str(contract.field(name).type)
 
 
 def _drift(schema: pa.Schema, contract: pa.Schema) -> Optional[str]:
