@@ -28,10 +28,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from .destination import configure_arrow_memory
 from .digest import WP_DATETIME, version_of
 from .envelope import DATA_SCHEMA, REJECTED_SCHEMA, REJECTED_TABLE
 from .errors import BulletinError, ConfigError, DestinationError
-from .lake import LakeFile, LakeRoot, completed_loads, lake_files, open_lake, open_parquet, partitions
+from .lake import LakeFile, LakeRoot, batches, completed_loads, lake_files, open_lake, open_parquet, partitions
 from .lock import LOCK_NAME
 from .pipeline import make_pipeline, restore_state, stored_cursor
 from .redact import redact_text
@@ -180,6 +181,7 @@ def verify_lake(
     """Check every file of `settings.endpoints` and `rejected` at `settings.bucket_url`; the state is
     restored from the lake into a temporary dlt folder (in `work_dir`), never the user's."""
     started = time.monotonic()
+    configure_arrow_memory()
     if work_dir:
         os.makedirs(work_dir, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bulletin-verify-", dir=work_dir or None) as pipelines_dir:
@@ -270,7 +272,7 @@ class _Checker:
                     problems.append(drift)
                 # a column of another type is drift, and is not read: its rows are not judged on it
                 columns = [n for n in ("id", "payload", "dl_hash") if _same_type(schema, contract, n)]
-                for batch in parquet.iter_batches(batch_size=1024, columns=columns):
+                for batch in batches(parquet, columns):
                     rows.check(batch)
                     self.rows += batch.num_rows
             if rows.read != expected:
