@@ -2,9 +2,9 @@
 
 Per table: files, rows, partitions; files that cannot be read or end early, whose schema is not
 the contract's or whose load never completed; rows whose `dl_hash` is not the SHA-256 of their
-payload, whose payload is not JSON or names another `id`; versions (`id`, `modified_gmt`) stored
-twice by one load; and the newest `modified` against the cursor stored in the lake's state.
-Memory stays flat: one row group at a time, plus 12 bytes a record for the version index.
+payload, whose payload is not JSON or names another `id`; versions (`id`, `modified_gmt`) one run
+wrote twice (same `dl_inserted_at`); and the newest `modified` against the cursor stored in the
+lake's state. Memory stays flat: one row group at a time, plus 16 bytes a record for the version index.
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ from .settings import BulletinSettings, resolve_settings
 
 FAULT_LINES = 5  # files named when the lake is not clean
 NOT_JSON = object()
+BAD_HASH = "whose dl_hash is not the SHA-256 of the payload"
+NOT_JSON_PAYLOAD = "whose payload is not JSON"
+ID_DIFFERS = "whose payload's id is not the row's id"
 # (files done, files in all, rows read)
 VerifyProgress = Callable[[int, int, int], None]
 
@@ -71,8 +74,8 @@ class TableReport:
     bad_hash: int = 0  # rows
     not_json: int = 0  # rows
     id_differs: int = 0  # rows
-    stored_twice: int = 0  # rows repeating a version their load already wrote
-    rewritten: int = 0  # versions written again by a later load (--full-refresh, backfills): not a fault
+    stored_twice: int = 0  # rows repeating a version their run (dl_inserted_at) already wrote
+    rewritten: int = 0  # versions written again by a later run (--full-refresh, backfills): not a fault
     newest_modified: Optional[str] = None
     cursor: Optional[str] = None
     cursor_fault: Optional[str] = None
@@ -136,33 +139,49 @@ class VerifyReport:
 
 
 class VersionIndex:
-    """The versions of one table, each a 64-bit hash of (`id`, version) beside the index of the file
-    holding it: 12 bytes a record (2.4 MB for 200,000), grouped once all files are read."""
+    """The versions of one table: a 64-bit hash of (`id`, version), the file holding it and the run
+    that wrote it (its `dl_inserted_at`, one per run), 16 bytes a record (3.2 MB for 200,000),
+    grouped once all files are read."""
 
     def __init__(self) -> None:
         self._keys: List[pa.Array] = []
         self._files: List[pa.Array] = []
+        self._runs: List[pa.Array] = []
+        self._run_numbers: Dict[Any, int] = {}
 
-    def add(self, file_index: int, keys: List[int]) -> None:
+    def runs(self, stamps: Optional[pa.Array], rows: int, fallback: str) -> pa.Array:
+        """A number per row for the run that wrote it: its `dl_inserted_at`, else `fallback` (the file's load)."""
+        if stamps is None:
+            number = self._run_numbers.setdefault(("load", fallback), len(self._run_numbers))
+            return pa.repeat(pa.scalar(number, pa.int32()), rows)
+        distinct = pc.unique(stamps)
+        numbers = [self._run_numbers.setdefault(v, len(self._run_numbers)) for v in distinct.to_pylist()]
+        return pc.take(pa.array(numbers, pa.int32()), pc.index_in(stamps, value_set=distinct))
+
+    def add(self, file_index: int, keys: List[int], runs: pa.Array) -> None:
         if keys:
             self._keys.append(pa.array(keys, pa.uint64()))
             self._files.append(pa.repeat(pa.scalar(file_index, pa.int32()), len(keys)))
+            self._runs.append(runs)
 
-    def repeats(self, file_loads: Sequence[int]) -> Repeats:
-        """Versions one load stores more than once, and versions written by more than one load;
-        `file_loads`: the load (any number) of each file."""
+    def repeats(self) -> Repeats:
+        """Versions one run wrote more than once, and versions written by more than one run."""
         if not self._keys:
             return Repeats()
-        files = pa.concat_arrays(self._files)
-        loads = pc.take(pa.array(file_loads, pa.int32()), files)
-        rows = pa.table({"key": pa.concat_arrays(self._keys), "file": files, "load": loads})
-        per_load = rows.group_by(["key", "load"]).aggregate([("file", "count")])
-        per_key = per_load.group_by("key").aggregate([("load", "count")])
-        found = Repeats(written_again=pc.sum(pc.subtract(per_key["load_count"], 1)).as_py() or 0)
-        repeated = per_load.filter(pc.greater(per_load["file_count"], 1))
+        rows = pa.table(
+            {
+                "key": pa.concat_arrays(self._keys),
+                "file": pa.concat_arrays(self._files),
+                "run": pa.concat_arrays(self._runs),
+            }
+        )
+        per_run = rows.group_by(["key", "run"]).aggregate([("file", "count")])
+        per_key = per_run.group_by("key").aggregate([("run", "count")])
+        found = Repeats(written_again=pc.sum(pc.subtract(per_key["run_count"], 1)).as_py() or 0)
+        repeated = per_run.filter(pc.greater(per_run["file_count"], 1))
         if repeated.num_rows:
             found.extra_rows = pc.sum(pc.subtract(repeated["file_count"], 1)).as_py()
-            held = rows.join(repeated.select(["key", "load"]), keys=["key", "load"], join_type="inner")
+            held = rows.join(repeated.select(["key", "run"]), keys=["key", "run"], join_type="inner")
             for entry in held.group_by("file").aggregate([("key", "count")]).to_pylist():
                 found.files[entry["file"]] = entry["key_count"]
         return found
@@ -170,9 +189,9 @@ class VersionIndex:
 
 @dataclass
 class Repeats:
-    extra_rows: int = 0  # rows beyond the first of a version within its load
+    extra_rows: int = 0  # rows beyond the first of a version within its run
     files: Dict[int, int] = field(default_factory=dict)  # file index -> its rows holding such a version
-    written_again: int = 0  # versions stored by more than one load, beyond the first
+    written_again: int = 0  # versions written by more than one run, beyond the first
 
 
 def verify_lake(
@@ -235,11 +254,10 @@ class _Checker:
             if self.progress:
                 self.progress(self.done, self.total, self.rows)
         if versions is not None:
-            loads = {load: n for n, load in enumerate(sorted({f.load_id or f.path for f in files}))}
-            repeats = versions.repeats([loads[f.load_id or f.path] for f in files])
+            repeats = versions.repeats()
             report.stored_twice, report.rewritten = repeats.extra_rows, repeats.written_again
             for index, count in sorted(repeats.files.items()):
-                problem = f"{count:,} row(s) whose version (id, modified_gmt) their load stores twice"
+                problem = f"{count:,} row(s) whose version (id, modified_gmt) one run wrote twice (same dl_inserted_at)"
                 fault = found.setdefault(index, Fault(table, self.root.url_of(files[index].path), []))
                 fault.problems.append(problem)
         faults.extend(found[index] for index in sorted(found))
@@ -262,7 +280,7 @@ class _Checker:
             report.unfinished += 1
             load = f"load {lake_file.load_id}" if lake_file.load_id else "a load the layout does not name"
             problems.append(f"a file of {load}, which never completed (the next run removes it)")
-        rows = _RowChecks(report, versions, index)
+        rows = _RowChecks(report, versions, index, lake_file.load_id or lake_file.path)
         try:
             with open_parquet(self.root.fs, lake_file.path) as parquet:
                 schema, expected = parquet.schema_arrow, parquet.metadata.num_rows
@@ -271,7 +289,8 @@ class _Checker:
                     report.drift += 1
                     problems.append(drift)
                 # a column of another type is drift, and is not read: its rows are not judged on it
-                columns = [n for n in ("id", "payload", "dl_hash") if _same_type(schema, contract, n)]
+                wanted = ("id", "dl_inserted_at", "payload", "dl_hash")
+                columns = [n for n in wanted if _same_type(schema, contract, n)]
                 for batch in batches(parquet, columns):
                     rows.check(batch)
                     self.rows += batch.num_rows
@@ -288,14 +307,17 @@ class _Checker:
 class _RowChecks:
     """Row checks of one file: hash, JSON, id; its versions into the index, the newest `modified`."""
 
-    def __init__(self, report: TableReport, versions: Optional[VersionIndex], file_index: int) -> None:
+    def __init__(self, report: TableReport, versions: Optional[VersionIndex], file_index: int, load: str) -> None:
         self.report = report
         self.versions = versions
         self.file_index = file_index
+        self.load = load
         self.read = 0
-        self.bad_hash: List[Any] = []
-        self.not_json: List[Any] = []
-        self.id_differs: List[Any] = []
+        # problem -> [rows, first row's id]
+        self.found: Dict[str, List[Any]] = {}
+
+    def _note(self, problem: str, row_id: Any) -> None:
+        self.found.setdefault(problem, [0, row_id])[0] += 1
 
     def check(self, batch: pa.RecordBatch) -> None:
         names = batch.schema.names
@@ -303,42 +325,42 @@ class _RowChecks:
         payloads = batch.column("payload").to_pylist() if "payload" in names else []
         hashes = batch.column("dl_hash").to_pylist() if "dl_hash" in names else None
         keys: List[int] = []
+        keyed: List[int] = []  # the rows of `keys`
         for row, payload in enumerate(payloads):
             row_id = ids[row] if ids is not None else None
             raw = payload.encode("utf-8") if isinstance(payload, str) else b""
             if hashes is not None and hashlib.sha256(raw).hexdigest() != hashes[row]:
-                self.bad_hash.append(row_id)
+                self._note(BAD_HASH, row_id)
             record = _parse(raw)
             if record is NOT_JSON:
-                self.not_json.append(row_id)
+                self._note(NOT_JSON_PAYLOAD, row_id)
                 continue
             if ids is not None and _int_id(record) != row_id:
-                self.id_differs.append(row_id)
+                self._note(ID_DIFFERS, row_id)
             if self.versions is not None:
                 version = version_of(record)
                 if version is not None and row_id is not None:
                     keys.append(_version_key(row_id, version))
+                    keyed.append(row)
                 modified = record.get("modified") if isinstance(record, dict) else None
                 if isinstance(modified, str) and WP_DATETIME.fullmatch(modified):
                     newest = self.report.newest_modified
                     self.report.newest_modified = modified if newest is None else max(newest, modified)
-        if self.versions is not None:
-            self.versions.add(self.file_index, keys)
+        if self.versions is not None and keys:
+            stamps = batch.column("dl_inserted_at") if "dl_inserted_at" in names else None
+            runs = self.versions.runs(stamps, batch.num_rows, self.load)
+            self.versions.add(self.file_index, keys, pc.take(runs, pa.array(keyed, pa.int32())))
         self.read += batch.num_rows
 
     def problems(self) -> List[str]:
-        self.report.bad_hash += len(self.bad_hash)
-        self.report.not_json += len(self.not_json)
-        self.report.id_differs += len(self.id_differs)
-        found = []
-        for rows, what in (
-            (self.bad_hash, "whose dl_hash is not the SHA-256 of the payload"),
-            (self.not_json, "whose payload is not JSON"),
-            (self.id_differs, "whose payload's id is not the row's id"),
-        ):
-            if rows:
-                found.append(f"{len(rows)} row(s) {what} (first: id {rows[0]})")
-        return found
+        self.report.bad_hash += self.found.get(BAD_HASH, [0])[0]
+        self.report.not_json += self.found.get(NOT_JSON_PAYLOAD, [0])[0]
+        self.report.id_differs += self.found.get(ID_DIFFERS, [0])[0]
+        return [
+            f"{self.found[what][0]:,} row(s) {what} (first: id {self.found[what][1]})"
+            for what in (BAD_HASH, NOT_JSON_PAYLOAD, ID_DIFFERS)
+            if what in self.found
+        ]
 
 
 def _parse(raw: bytes) -> Any:

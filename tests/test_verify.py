@@ -147,7 +147,7 @@ def test_a_duplicated_file_is_caught_and_both_copies_named(lake: Lake, tmp_path:
     result = verify_cli("--bucket-url", str(lake.bucket), cwd=tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     named = {line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in error_lines(result)[:-1]}
-    problem = f"{rows:,} row(s) whose version (id, modified_gmt) their load stores twice"
+    problem = f"{rows:,} row(s) whose version (id, modified_gmt) one run wrote twice (same dl_inserted_at)"
     assert named == {str(original): problem, str(copy): problem}, result.stderr
 
 
@@ -226,6 +226,19 @@ def test_a_file_of_a_load_that_never_completed_is_caught(lake: Lake):
     assert faults(report) == {
         str(orphan): ["a file of load 1234567890.123456, which never completed (the next run removes it)"]
     }
+
+
+def test_a_file_copied_into_another_completed_load_is_caught(lake: Lake):
+    """Not a rewrite by a later run: the copy carries its run's dl_inserted_at."""
+    original = next(f for f in lake.files("pages") if "load_date=2025-06-01" in str(f))
+    later = next(f for f in lake.files("pages") if "load_date=2025-06-02" in str(f))
+    copy = later.with_name(later.name.rsplit(".", 2)[0] + ".0123456789.parquet")
+    shutil.copy(original, copy)
+    report = verify_lake(lake.settings())
+    rows = pq.read_metadata(original).num_rows
+    problem = f"{rows:,} row(s) whose version (id, modified_gmt) one run wrote twice (same dl_inserted_at)"
+    assert faults(report) == {str(original): [problem], str(copy): [problem]}
+    assert {t.table: t.stored_twice for t in report.tables}["pages"] == rows
 
 
 def test_a_cursor_past_every_record_the_lake_holds_is_caught(lake: Lake):
