@@ -35,7 +35,7 @@ from .errors import BulletinError, ConfigError, DestinationError
 from .lake import LakeFile, LakeRoot, batches, completed_loads, lake_files, open_lake, open_parquet, partitions
 from .lock import LOCK_NAME
 from .pipeline import make_pipeline, restore_state, stored_cursor
-from .redact import redact_text
+from .redact import redact_log_records, redact_text
 from .settings import BulletinSettings, resolve_settings
 
 FAULT_LINES = 5  # files named when the lake is not clean
@@ -434,7 +434,7 @@ def build_verify_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bulletin_pipeline verify",
         description="Read every file of the lake (no network) and check it: readable, the contract's columns, "
-        "dl_hash = SHA-256 of the payload, payload JSON with the row's id, each version stored once by its load, "
+        "dl_hash = SHA-256 of the payload, payload JSON with the row's id, no version written twice by one run, "
         "the stored cursor not past the newest record. Exit 0 when clean, 1 naming the first files at fault.",
     )
     parser.add_argument("--bucket-url", help="local folder, file:// or s3://bucket/prefix (default: current folder)")
@@ -448,6 +448,7 @@ def build_verify_parser() -> argparse.ArgumentParser:
 
 def verify_main(argv: Sequence[str]) -> int:
     args = build_verify_parser().parse_args(argv)
+    redact_log_records()
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = resolve_settings(
@@ -487,7 +488,7 @@ def render_report(report: VerifyReport, console: Console) -> None:
             console.print(f"{t.table}: {note}", highlight=False, soft_wrap=True)
         if t.rewritten:
             console.print(
-                f"{t.table}: {t.rewritten:,} version(s) written again by a later load "
+                f"{t.table}: {t.rewritten:,} version(s) written again by a later run "
                 "(--full-refresh and --last-modified-date write every record they read)",
                 highlight=False,
             )
