@@ -29,6 +29,7 @@ from .settings import BulletinSettings, resolve_settings
 EPILOG = """\
 Subcommands:
   cleanup --retain-days N [--yes]  list partitions older than N days (--yes removes them); see cleanup --help
+  verify                           check every file of the lake (no network); see verify --help
   reconcile [--repair]             compare the lake with the site (--repair loads and tombstones); see reconcile --help
 
 Every option is also a dlt config key under [sources.bulletin] in .dlt/config.toml, or an
@@ -236,6 +237,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "cleanup":
         return _guarded(lambda: cleanup_main(argv[1:], Console(width=None if sys.stdout.isatty() else 160)), argv)
+    if argv and argv[0] == "verify":
+        from .verify import verify_main
+
+        return _guarded(lambda: verify_main(argv[1:]), argv)
     verbose = "--verbose" in argv or "-v" in argv
     redact_log_records()
     logging.basicConfig(

@@ -167,7 +167,9 @@ def check_state_is_newest(pipeline: dlt.Pipeline) -> None:
     known = source_state_value(pipeline, LAST_LOAD_KEY)
     if known is None:
         return
-    newer = [load_id for load_id in recovery.completed_loads(pipeline, SOURCE_NAME) if float(load_id) > float(known)]
+    newer = [
+        load_id for load_id in recovery.completed_source_loads(pipeline, SOURCE_NAME) if float(load_id) > float(known)
+    ]
     if newer:
         raise LakeLocked(
             f"another run loaded this lake ({max(newer)}) after this run read its state; nothing was written, "

@@ -96,15 +96,31 @@ def read_batches(
     """The file's rows in batches of `columns` (all when None); a damaged file raises pyarrow's
     errors (ArrowException) or the filesystem's (OSError)."""
     with open_parquet(fs, path) as parquet:
-        yield from parquet.iter_batches(batch_size=batch_size, columns=list(columns) if columns else None)
+        yield from batches(parquet, columns, batch_size)
 
 
-def completed_loads(fs: Any, dataset_path: str) -> Set[str]:
-    """Ids of the loads dlt completed (those with a `_dlt_loads` entry)."""
+def batches(
+    parquet: pq.ParquetFile, columns: Optional[Sequence[str]] = None, batch_size: int = BATCH_ROWS
+) -> Iterator[pa.RecordBatch]:
+    """An open file's rows, one row group read at a time: `iter_batches` reads ahead several, so
+    its memory grows with the file."""
+    for group in range(parquet.metadata.num_row_groups):
+        table = parquet.read_row_group(group, columns=None if columns is None else list(columns), use_threads=False)
+        yield from table.to_batches(max_chunksize=batch_size)
+        del table
+
+
+def completed_loads(fs: Any, dataset_path: str, schema: Optional[str] = None) -> Set[str]:
+    """Ids of the loads dlt completed (those with a `_dlt_loads` entry), of `schema` when given."""
     loads = posixpath.join(dataset_path, LOADS_TABLE_NAME)
     if not fs.isdir(loads):
         return set()
-    return {load_id for path in fs.ls(loads, detail=False) if (load_id := dlt_file_load_id(path))}
+    return {
+        load_id
+        for path in fs.ls(loads, detail=False)
+        if (load_id := dlt_file_load_id(path))
+        and (schema is None or posixpath.basename(path).startswith(f"{schema}__"))
+    }
 
 
 def dlt_file_load_id(path: str) -> Optional[str]:

@@ -8,7 +8,6 @@ extract by `pin_partition`); lake files of loads without a `_dlt_loads` entry ar
 from __future__ import annotations
 
 import os
-import posixpath
 import shlex
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Set, cast
@@ -24,7 +23,7 @@ from dlt.extract.resource import DltResource
 
 from .envelope import REJECTED_TABLE
 from .errors import BulletinError
-from .lake import dlt_file_load_id, file_pattern
+from .lake import completed_loads, dlt_file_load_id, file_pattern
 
 PARTITION_KEY = "bulletin_partition"
 
@@ -128,7 +127,7 @@ def remove_incomplete_loads(pipeline: dlt.Pipeline) -> List[str]:
         dataset = client.dataset_path.rstrip("/")  # type: ignore[attr-defined]
         if not fs.isdir(dataset):
             return []
-        completed = _completed_loads(fs, dataset)
+        completed = completed_loads(fs, dataset)
         data_file = file_pattern(client.config.layout)  # type: ignore[attr-defined]
         doomed: List[str] = []
         for path in fs.find(dataset):
@@ -151,22 +150,10 @@ def remove_incomplete_loads(pipeline: dlt.Pipeline) -> List[str]:
         return doomed
 
 
-def completed_loads(pipeline: dlt.Pipeline, schema: str) -> Set[str]:
+def completed_source_loads(pipeline: dlt.Pipeline, schema: str) -> Set[str]:
     """Ids of the loads of `schema` the lake holds as complete (dlt's `_dlt_loads` entries)."""
     with pipeline.destination_client() as client:
-        return _completed_loads(client.fs_client, client.dataset_path.rstrip("/"), schema)  # type: ignore[attr-defined]
-
-
-def _completed_loads(fs: Any, dataset: str, schema: Optional[str] = None) -> Set[str]:
-    loads = posixpath.join(dataset, LOADS_TABLE_NAME)
-    if not fs.isdir(loads):
-        return set()
-    names = [posixpath.basename(path) for path in fs.ls(loads, detail=False)]
-    return {
-        load_id
-        for name in names
-        if (load_id := dlt_file_load_id(name)) and (schema is None or name.startswith(f"{schema}__"))
-    }
+        return completed_loads(client.fs_client, client.dataset_path.rstrip("/"), schema)  # type: ignore[attr-defined]
 
 
 def _kept_file_ids(pipeline: dlt.Pipeline, load_id: str) -> Set[str]:
