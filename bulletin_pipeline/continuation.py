@@ -7,7 +7,7 @@ returns the newest trusted `modified` found in their payloads as the cursor, wit
 cursor and drops what is already written, so the lake goes on with no gap and no double load.
 Every `*.parquet` in `{endpoint}/load_date=.../load_time=.../` is read (the original's
 `de_bulletin_data.parquet` as well as dlt's `{load_id}.{file_id}.parquet`), `id` and `payload`
-only, a batch at a time.
+only, a row group at a time (lake.py).
 """
 
 from __future__ import annotations
@@ -18,16 +18,17 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+import dlt
 import orjson
-import pyarrow.parquet as pq
+import pyarrow as pa
 
 from .digest import WP_DATETIME, trusted_cursor, version_of
 from .errors import DestinationError, first_line
+from .lake import batches, open_parquet
 from .settings import WP_DATETIME_FORMAT
 
 DATE_PREFIX = "load_date="
 TIME_PREFIX = "load_time="
-BATCH_ROWS = 2048
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,17 @@ def lake_continuation(
     return Continuation(cursor, versions, read)
 
 
+def lake_continuations(
+    pipeline: dlt.Pipeline, endpoints: List[str], horizon_seconds: int
+) -> Dict[str, Optional[Continuation]]:
+    """`lake_continuation` of each of `endpoints` in the lake of `pipeline`'s filesystem destination."""
+    if not endpoints:
+        return {}
+    with pipeline.destination_client() as client:
+        fs, dataset_path = client.fs_client, client.dataset_path  # type: ignore[attr-defined]
+        return {endpoint: lake_continuation(fs, dataset_path, endpoint, horizon_seconds) for endpoint in endpoints}
+
+
 def partitions_newest_first(fs: Any, table_path: str) -> Iterator[str]:
     """`load_date=.../load_time=...` folders of a table, newest first, listing a day only when reached."""
     if not fs.isdir(table_path):
@@ -84,12 +96,11 @@ def partition_records(fs: Any, partition: str) -> Iterator[Tuple[str, str, Optio
     `modified` in WordPress's format, streamed a batch at a time."""
     for path in sorted(p for p in fs.ls(partition, detail=False) if p.endswith(".parquet")):
         try:
-            with fs.open(path, "rb") as handle:
-                parquet = pq.ParquetFile(handle)
+            with open_parquet(fs, path) as parquet:
                 missing = {"id", "payload"} - set(parquet.schema_arrow.names)
                 if missing:
                     raise ValueError(f"it has no {' and no '.join(sorted(missing))} column")
-                for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=["id", "payload"]):
+                for batch in batches(parquet, ["id", "payload"]):
                     ids, payloads = batch.column(0).to_pylist(), batch.column(1).to_pylist()
                     for record_id, payload in zip(ids, payloads, strict=True):
                         record = _parse(payload)
@@ -98,7 +109,7 @@ def partition_records(fs: Any, partition: str) -> Iterator[Tuple[str, str, Optio
                             continue
                         gmt = record.get("modified_gmt")
                         yield str(record_id), modified, gmt if isinstance(gmt, str) else None, version_of(record)
-        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        except (OSError, ValueError, pa.ArrowException) as exc:  # ArrowInvalid is a ValueError
             raise DestinationError(
                 f"cannot read {path} to continue the lake from it: {first_line(exc)}; "
                 "move the file out of the lake, or start the collection with --full-refresh"
