@@ -138,6 +138,34 @@ def restore_state(pipeline: dlt.Pipeline) -> None:
         ) from exc
 
 
+@dataclass
+class LockedLake:
+    """A pipeline whose lake this process has locked, made ready for a run (`locked_lake`)."""
+
+    pipeline: dlt.Pipeline
+    lock: LakeLock
+    removed: List[str]
+    resumed: Optional[recovery.ResumedLoad]
+
+
+@contextlib.contextmanager
+def locked_lake(settings: BulletinSettings) -> Iterator[LockedLake]:
+    """The pipeline with its lake locked (before the state: a locked-out run writes nothing), files of
+    loads never completed removed, its state restored and checked, a crashed run's package loaded."""
+    pipeline = make_pipeline(settings)
+    preflight_destination(pipeline)
+    lock = lake_lock(pipeline, settings.lock_ttl_seconds)
+    try:
+        removed = recovery.remove_incomplete_loads(pipeline)
+        restore_state(pipeline)
+        check_site(pipeline, settings)
+        with dlt_step(pipeline):
+            resumed = recovery.finish_pending(pipeline)
+        yield LockedLake(pipeline, lock, removed, resumed)
+    finally:
+        lock.release()
+
+
 def run_pipeline(
     settings: BulletinSettings,
     progress: Optional[ProgressCallback] = None,
@@ -155,16 +183,8 @@ def run_pipeline(
     info: Optional[LoadInfo] = None
     deletions: Dict[str, SweepResult] = {}
     stats = HttpStats()
-    lock: Optional[LakeLock] = None
-    try:
-        pipeline = make_pipeline(settings)
-        preflight_destination(pipeline)
-        lock = lake_lock(pipeline, settings.lock_ttl_seconds)  # before the state: a locked-out run writes nothing
-        removed = recovery.remove_incomplete_loads(pipeline)
-        restore_state(pipeline)
-        check_site(pipeline, settings)
-        with _dlt_step(pipeline):
-            resumed = recovery.finish_pending(pipeline)
+    with locked_lake(settings) as lake:
+        pipeline = lake.pipeline
         continued = _continuations(pipeline, settings)
         plans = {
             endpoint: plan_window(
@@ -182,9 +202,9 @@ def run_pipeline(
         while to_load:
             run_settings = copy.copy(settings)  # the caller's settings stay as they were
             run_settings.endpoints = list(to_load)
-            extraction = Extraction(run_settings, progress, lock=lock, now=now, continued=continued)
+            extraction = Extraction(run_settings, progress, lock=lake.lock, now=now, continued=continued)
             try:
-                with _dlt_step(pipeline):
+                with dlt_step(pipeline):
                     info = pipeline.run(bulletin_source(extraction=extraction), loader_file_format="parquet")
                 info.raise_on_failed_jobs()
                 break
@@ -201,9 +221,6 @@ def run_pipeline(
             # after the load, under its lock, in its partition
             inserted_at = extraction.inserted_at if extraction else (now or dt.datetime.now(dt.UTC))
             deletions = _sweep_deletions(pipeline, settings, inserted_at, stats)
-    finally:
-        if lock is not None:
-            lock.release()
 
     loaded = [e for e in settings.endpoints if e not in skipped and e not in failed]
     # the endpoints read (or failed); all of them when every one was found unchanged
@@ -213,7 +230,7 @@ def run_pipeline(
         run.partition = partition_datetime(settings, extraction.inserted_at).strftime(PARTITION_FORMAT)
     run.skipped = skipped
     run.failed = {endpoint: str(exc) for endpoint, exc in failed.items()}
-    run.resumed, run.removed, run.deletions = resumed, removed, deletions
+    run.resumed, run.removed, run.deletions = lake.resumed, lake.removed, deletions
     if failed:
         if not loaded:
             raise next(iter(failed.values()))
@@ -268,7 +285,7 @@ def _sweep_deletions(
 ) -> Dict[str, SweepResult]:
     session = WordPressSession(settings.http)
     try:
-        with _dlt_step(pipeline):
+        with dlt_step(pipeline):
             return sweep_deletions(pipeline, settings, session.adapter, inserted_at)
     finally:
         session.close()
@@ -358,7 +375,7 @@ def cleanup_partitions(
 
 
 @contextlib.contextmanager
-def _dlt_step(pipeline: dlt.Pipeline) -> Iterator[None]:
+def dlt_step(pipeline: dlt.Pipeline) -> Iterator[None]:
     """dlt's step failures as one-line errors; a load that failed while this process lives leaves
     no partial file in the lake (its jobs are written again by the next run)."""
     try:

@@ -10,22 +10,15 @@ compared: an incomplete one concludes nothing, and never yields a tombstone.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, List, Optional
 
-import dlt
-
-from . import recovery
 from .deletions import sweep_deletions
-from .destination import preflight_destination
-from .extraction import check_site
 from .lake import open_lake
 from .lakeindex import LakeIndex, build_index
-from .lock import lake_lock
-from .pipeline import _dlt_step, make_pipeline, restore_state, run_pipeline
+from .pipeline import dlt_step, locked_lake, make_pipeline, run_pipeline
 from .settings import EARLIEST_DATE, BulletinSettings
 from .sweep import Listing, SweepIncomplete, confirm_gone, sweep
 from .transport import HttpxAdapter
@@ -163,26 +156,9 @@ def write_tombstones(
     """Under the lake lock, the deletion sweep's tombstones for `listings`; how many per endpoint."""
     if not any(listing.complete for listing in listings.values()):
         return {}
-    with locked_lake(settings) as pipeline, _dlt_step(pipeline):
-        results = sweep_deletions(pipeline, settings, adapter, inserted_at, listings)
+    with locked_lake(settings) as lake, dlt_step(lake.pipeline):
+        results = sweep_deletions(lake.pipeline, settings, adapter, inserted_at, listings)
     return {endpoint: result.tombstones or 0 for endpoint, result in results.items()}
-
-
-@contextlib.contextmanager
-def locked_lake(settings: BulletinSettings) -> Iterator[dlt.Pipeline]:
-    """The pipeline, its lake locked, crashed loads finished and its state restored, as a run has it."""
-    pipeline = make_pipeline(settings)
-    preflight_destination(pipeline)
-    lock = lake_lock(pipeline, settings.lock_ttl_seconds)
-    try:
-        recovery.remove_incomplete_loads(pipeline)
-        restore_state(pipeline)
-        check_site(pipeline, settings)
-        with _dlt_step(pipeline):
-            recovery.finish_pending(pipeline)
-        yield pipeline
-    finally:
-        lock.release()
 
 
 def _sample(ids: List[int], count: int = 3) -> str:
