@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import pathlib
-import socket
-from typing import Any, Dict
+from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -14,7 +12,8 @@ from prefect.settings import PREFECT_SERVER_ANALYTICS_ENABLED, temporary_setting
 from prefect.testing.utilities import prefect_test_harness
 
 from bulletin_orchestrators.prefect import bulletin_flow
-from tests.conftest import FAST_HTTP, Lake, assert_lake_has
+from tests.conftest import Lake, assert_lake_has
+from tests.orchestrators.sites import closed_port_url, site_options
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -23,23 +22,6 @@ def prefect_api():
     with temporary_settings(updates={PREFECT_SERVER_ANALYTICS_ENABLED: False}):
         with prefect_test_harness(server_startup_timeout=120):
             yield
-
-
-def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/wp-json/wp/v2/"
-
-
-def site_options(root: pathlib.Path, base_url: str, name: str) -> Dict[str, Any]:
-    return {
-        "base_url": base_url,
-        "bucket_url": str(root / name / "lake"),
-        "pipelines_dir": str(root / name / "pipelines"),
-        "site_id": name,
-        "http": FAST_HTTP,
-    }
 
 
 def flow_logs(flow_run_id: Any) -> str:
