@@ -19,6 +19,7 @@ from dlt.common.pipeline import LoadInfo, get_dlt_pipelines_dir
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import recovery, retention
+from .continuation import Continuation, lake_continuations
 from .destination import (
     DATASET_NAME,
     configure_arrow_memory,
@@ -45,7 +46,7 @@ from .probe import probe_endpoint
 from .settings import BulletinSettings
 from .source import api_resource_name, bulletin_source, envelope_resource_name
 from .transport import HttpStats, WordPressSession
-from .window import LEDGER_KEY, WindowPlan, plan_window
+from .window import LEDGER_KEY, WindowPlan, ledger_horizon, plan_window
 from .wordpress import ProgressCallback
 
 PIPELINE_NAME = "bulletin_pipeline"
@@ -160,9 +161,14 @@ def run_pipeline(
         check_site(pipeline, settings)
         with _dlt_step(pipeline):
             resumed = recovery.finish_pending(pipeline)
+        continued = _continuations(pipeline, settings)
         plans = {
             endpoint: plan_window(
-                endpoint, settings, stored_cursor(pipeline, endpoint), settings.collection(endpoint).incremental
+                endpoint,
+                settings,
+                stored_cursor(pipeline, endpoint),
+                settings.collection(endpoint).incremental,
+                continued.get(endpoint),
             )
             for endpoint in settings.endpoints
         }
@@ -172,7 +178,7 @@ def run_pipeline(
         while to_load:
             run_settings = copy.copy(settings)  # the caller's settings stay as they were
             run_settings.endpoints = list(to_load)
-            extraction = Extraction(run_settings, progress, lock=lock, now=now)
+            extraction = Extraction(run_settings, progress, lock=lock, now=now, continued=continued)
             try:
                 with _dlt_step(pipeline):
                     info = pipeline.run(bulletin_source(extraction=extraction), loader_file_format="parquet")
@@ -210,6 +216,16 @@ def run_pipeline(
             f"first: {next(e.rejected_examples[0] for e in run.endpoints if e.rejected_examples)}"
         )
     return run
+
+
+def _continuations(pipeline: dlt.Pipeline, settings: BulletinSettings) -> Dict[str, Optional[Continuation]]:
+    """Where the lake continues, for each incremental endpoint without a stored cursor."""
+    if settings.full_refresh or settings.last_modified_date:
+        return {}
+    without = [
+        e for e in settings.endpoints if settings.collection(e).incremental and stored_cursor(pipeline, e) is None
+    ]
+    return lake_continuations(pipeline, without, ledger_horizon(settings))
 
 
 def _probe(
