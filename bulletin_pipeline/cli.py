@@ -238,7 +238,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if argv and argv[0] == "cleanup":
         return _guarded(lambda: cleanup_main(argv[1:], Console(width=None if sys.stdout.isatty() else 160)), argv)
     if argv and argv[0] == "verify":
-        from .verify import verify_main
+        from .verify_cli import verify_main
 
         return _guarded(lambda: verify_main(argv[1:]), argv)
     verbose = "--verbose" in argv or "-v" in argv
