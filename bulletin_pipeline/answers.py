@@ -1,9 +1,5 @@
-"""What a WordPress answer means: its reply read whole, one-line errors, the site's clock.
-
-`check_answer` turns anything that is not a JSON list page (after the retries) into a one-line
-`WordPressError` that names the URL (redacted) and what to do; the rest says when to retry and
-what the site's clock is.
-"""
+"""What a WordPress answer means: one-line errors naming the URL (redacted) and what to do, when to
+retry, and the site's clock."""
 
 from __future__ import annotations
 
@@ -39,7 +35,6 @@ def check_answer(url: str, answer: Reply, attempts: int, authenticated: bool = F
     """Raise a one-line WordPressError for anything that is not a JSON list page."""
     url = redact_url(url)
     content_type = answer.headers.get("content-type", "")
-    body = answer.content.lstrip()
     status = answer.status_code
     if status >= 400:
         code, message = _wordpress_error(answer.content)
@@ -56,18 +51,27 @@ def check_answer(url: str, answer: Reply, attempts: int, authenticated: bool = F
             hint = f"the server kept failing (after {attempts} attempt(s)); try again later"
         else:
             hint = f"not a WordPress REST error ({content_type or 'no content type'}); is base_url the REST base?"
-        raise WordPressError(
-            f"GET {url} answered HTTP {status}{' ' + code if code else ''}: {hint}", url=url, status=status, code=code
-        )
+        raise WordPressError(f"GET {url} answered HTTP {status}{' ' + code if code else ''}: {hint}", url)
+    body = answer.content.lstrip()
     if not body.startswith(b"["):
         what = "a JSON object" if body.startswith(b"{") else (content_type or "a non-JSON body")
         snippet = body[:40].decode("utf-8", "replace").replace("\n", " ")
         raise WordPressError(
             f"GET {url} answered {what} ({snippet!r}...) instead of a JSON list; base_url must be "
             "the REST base of the site, e.g. https://www.example.edu/wp-json/wp/v2/",
-            url=url,
-            status=status,
+            url,
         )
+
+
+def _wordpress_error(content: bytes) -> Tuple[Optional[str], str]:
+    """The `code` and `message` of a WordPress REST error body; (None, "") for anything else."""
+    try:
+        body = json.loads(content)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("code"), str):
+        return body["code"], str(body.get("message") or "")
+    return None, ""
 
 
 def site_now(reply: Reply) -> dt.datetime:
@@ -80,18 +84,9 @@ def site_now(reply: Reply) -> dt.datetime:
     return theirs if abs(theirs - ours) < dt.timedelta(days=1) else ours
 
 
-def _wordpress_error(content: bytes) -> Tuple[Optional[str], Optional[str]]:
-    try:
-        body = json.loads(content)
-    except ValueError:
-        return None, None
-    if isinstance(body, dict) and isinstance(body.get("code"), str):
-        return body["code"], str(body.get("message") or "")
-    return None, None
-
-
-def retry_after(response: Reply) -> Optional[float]:
-    value = response.headers.get("Retry-After")
+def retry_after(reply: Reply) -> Optional[float]:
+    """The seconds `Retry-After` asks for (a number or an HTTP date), capped; None without one."""
+    value = reply.headers.get("Retry-After")
     if not value:
         return None
     try:
@@ -104,7 +99,7 @@ def retry_after(response: Reply) -> Optional[float]:
     return max(0.0, min(seconds, MAX_RETRY_AFTER_SECONDS))
 
 
-def describe(exc: Optional[BaseException]) -> str:
+def describe(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
@@ -117,8 +112,5 @@ def unresolved(exc: BaseException) -> bool:
 def unreachable(url: str, exc: BaseException, attempts: int) -> WordPressUnreachable:
     url = redact_url(url)
     host = urlsplit(url).netloc.rpartition("@")[2]
-    return WordPressUnreachable(
-        f"cannot reach {host}: {describe(exc)} (after {attempts} attempt(s), GET {url}); "
-        "check base_url and that the site is up",
-        url=url,
-    )
+    message = f"cannot reach {host}: {describe(exc)} (after {attempts} attempt(s), GET {url}); "
+    return WordPressUnreachable(message + "check base_url and that the site is up", url)

@@ -8,15 +8,16 @@ honoured) and can `prefetch` windows so the network stays busy while dlt reads p
 from __future__ import annotations
 
 import concurrent.futures
-import datetime as dt
+import functools
 import io
 import json
 import logging
 import ssl
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, Mapping, Optional
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional
 from urllib.parse import urlsplit
 
 import httpx
@@ -36,27 +37,49 @@ log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 507, 520, 521, 522, 523, 524})
 USER_AGENT = "bulletin-pipeline (dlt; +https://dlthub.com)"
+# headers httpx sets itself; the rest of a prepared request's (credentials) is sent as it is
+OWN_HEADERS = frozenset({"user-agent", "accept", "accept-encoding", "connection"})
 
 
 @dataclass
 class HttpStats:
     requests: int = 0
     retries: int = 0
-    http_versions: Dict[str, int] = field(default_factory=dict)
+    http_versions: Counter[str] = field(default_factory=Counter)
 
 
-@dataclass
-class Answer:
-    """A reply, the attempts it took and, for a list page, its digest."""
+class WordPressResponse(requests.Response):
+    """A requests.Response whose `json()` is, for a collection's list page, the page's arrow table
+    (digest.py): what rest_api then yields for the page. Other answers parse as JSON."""
 
-    response: Reply
-    attempts: int
-    digested: Optional[concurrent.futures.Future[PageColumns]] = None
+    def __init__(self, url: str, reply: Reply, digested: Optional[Callable[[], PageColumns]]) -> None:
+        super().__init__()  # then filled in as requests' own HTTPAdapter.build_response does
+        self.status_code = reply.status_code
+        self.headers = CaseInsensitiveDict(reply.headers.items())
+        self.encoding = "utf-8"
+        self.raw = io.BytesIO(reply.content)
+        self.reason = reply.reason_phrase
+        self.url = url
+        self.digested = digested
+
+    def json(self, **kwargs: Any) -> Any:
+        if self.digested is None:
+            return json.loads(self.content, **kwargs)
+        try:
+            return page_table(self.digested())
+        except ValueError as exc:
+            url = redact_url(str(self.url))
+            raise WordPressError(
+                f"GET {url} answered a broken page ({exc}); the site or a proxy sent it, run again "
+                "(nothing was committed)",
+                url,
+            ) from exc
 
 
 class HttpxAdapter(BaseAdapter):
-    """Sends requests' prepared requests with httpx, at most `max_connections` in flight; list
-    pages of `digest_specs` (URL path -> spec) are digested on arrival (in the thread when 0 workers)."""
+    """Sends requests' prepared requests with httpx, at most `max_connections` in flight; list pages
+    of `digest_specs` (URL path -> spec) are digested in worker processes as they arrive (with 0
+    workers, when dlt reads them)."""
 
     def __init__(
         self, http: HttpSettings, digest_specs: Optional[Mapping[str, DigestSpec]] = None, digest_workers: int = 0
@@ -81,16 +104,15 @@ class HttpxAdapter(BaseAdapter):
         )
         self._slots = threading.BoundedSemaphore(http.max_connections)
         self._executor = concurrent.futures.ThreadPoolExecutor(http.max_connections, thread_name_prefix="wp-http")
-        self._pending: Dict[str, concurrent.futures.Future[Answer]] = {}
+        self._pending: Dict[str, concurrent.futures.Future[WordPressResponse]] = {}
         self._lock = threading.Lock()
         self._closing = threading.Event()
 
     def prefetch(self, request: requests.PreparedRequest) -> None:
         """Start fetching `request` now; `send` of the same URL then takes its answer."""
-        url = str(request.url)
         with self._lock:
-            if url not in self._pending:
-                self._pending[url] = self._executor.submit(self.fetch_page, url, _headers(request))
+            if str(request.url) not in self._pending:
+                self._pending[str(request.url)] = self._executor.submit(self._fetch_page, request)
 
     def discard(self, urls: Iterable[str]) -> None:
         """Forget prefetched answers nobody will ask for (a listing that ended sooner)."""
@@ -101,37 +123,31 @@ class HttpxAdapter(BaseAdapter):
                     future.cancel()
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        url = str(request.url)
         with self._lock:
-            future = self._pending.pop(url, None)
-        answer = future.result() if future is not None else self.fetch_page(url, _headers(request))
-        return _to_requests_response(request, answer)
+            future = self._pending.pop(str(request.url), None)
+        response = future.result() if future is not None else self._fetch_page(request)
+        response.request = request
+        return response
 
-    def fetch_page(self, url: str, headers: Dict[str, str]) -> Answer:
-        """`fetch`, then digest the page when it belongs to a collection being listed."""
-        answer = self.fetch(url, headers)
+    def _fetch_page(self, request: requests.PreparedRequest) -> WordPressResponse:
+        """`fetch`; a list page of a collection is handed to the digest workers at once."""
+        url = str(request.url)
+        reply = self.fetch(url, {k: str(v) for k, v in request.headers.items() if k.lower() not in OWN_HEADERS})
         spec = self._digest_specs.get(urlsplit(url).path.rstrip("/"))
-        if spec is not None:
-            answer.digested = self._digest(answer.response.content, spec, site_now(answer.response))
-        return answer
+        digested = None
+        if spec is not None and self._digest_pool is not None:
+            digested = self._digest_pool.submit(digest_page, reply.content, spec, site_now(reply)).result
+        elif spec is not None:
+            digested = functools.partial(digest_page, reply.content, spec, site_now(reply))
+        return WordPressResponse(url, reply, digested)
 
-    def _digest(self, body: bytes, spec: DigestSpec, now: dt.datetime) -> concurrent.futures.Future[PageColumns]:
-        if self._digest_pool is not None:
-            return self._digest_pool.submit(digest_page, body, spec, now)
-        done: concurrent.futures.Future[PageColumns] = concurrent.futures.Future()
-        try:
-            done.set_result(digest_page(body, spec, now))
-        except ValueError as exc:
-            done.set_exception(exc)
-        return done
-
-    def fetch(self, url: str, headers: Dict[str, str]) -> Answer:
+    def fetch(self, url: str, headers: Dict[str, str]) -> Reply:
         """GET `url` with the retry policy; raises `WordPressError` for anything unusable."""
         retrying = tenacity.Retrying(
             # closing (an interrupted run) ends the backoff at once: no attempt after it
             stop=tenacity.stop_after_attempt(max(1, self.http.max_attempts))
             | tenacity.stop_when_event_set(self._closing),
-            sleep=self._sleep,
+            sleep=self._closing.wait,  # type: ignore[arg-type]
             wait=self._wait,
             # a host name that does not resolve is a typo or a wrong base_url: no retry fixes it
             retry=tenacity.retry_if_exception(lambda e: isinstance(e, httpx.TransportError) and not unresolved(e))
@@ -141,13 +157,12 @@ class HttpxAdapter(BaseAdapter):
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         )
         try:
-            response = retrying(self._get, url, headers)
+            reply = retrying(self._get, url, headers)
         except httpx.TransportError as exc:
             raise unreachable(url, exc, retrying.statistics.get("attempt_number", 1)) from exc
-        answer = Answer(response, retrying.statistics.get("attempt_number", 1))
         authenticated = any(k.lower() == "authorization" for k in headers)
-        check_answer(url, response, answer.attempts, authenticated=authenticated)
-        return answer
+        check_answer(url, reply, retrying.statistics.get("attempt_number", 1), authenticated=authenticated)
+        return reply
 
     def _get(self, url: str, headers: Dict[str, str]) -> Reply:
         """One GET, its body read within `total_timeout` however slowly the server sends it."""
@@ -163,8 +178,7 @@ class HttpxAdapter(BaseAdapter):
             )
         with self._lock:
             self.stats.requests += 1
-            versions = self.stats.http_versions
-            versions[reply.http_version] = versions.get(reply.http_version, 0) + 1
+            self.stats.http_versions[reply.http_version] += 1
         return reply
 
     def backoff(self, attempt: int) -> float:
@@ -172,21 +186,16 @@ class HttpxAdapter(BaseAdapter):
         return float(min(self.http.backoff_max, self.http.backoff_initial * 2 ** (attempt - 1)))
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
+        """What the answer's `Retry-After` asks for, else the backoff."""
         outcome = state.outcome
-        if outcome is not None and not outcome.failed:
-            asked = retry_after(outcome.result())
-            if asked is not None:
-                return asked
-        return self.backoff(state.attempt_number)
-
-    def _sleep(self, seconds: float) -> None:
-        self._closing.wait(seconds)
+        asked = retry_after(outcome.result()) if outcome is not None and not outcome.failed else None
+        return asked if asked is not None else self.backoff(state.attempt_number)
 
     def _before_sleep(self, state: tenacity.RetryCallState) -> None:
         with self._lock:
             self.stats.retries += 1
         outcome = state.outcome
-        what = describe(outcome.exception()) if outcome and outcome.failed else f"HTTP {outcome.result().status_code}"  # type: ignore[union-attr]
+        what = describe(outcome.exception()) if outcome and outcome.failed else f"HTTP {outcome.result().status_code}"  # type: ignore[union-attr, arg-type]
         delay = state.next_action.sleep if state.next_action else 0.0
         attempt = f"attempt {state.attempt_number + 1} of {self.http.max_attempts}, in {delay:g}s"
         log.warning("retrying GET %s: %s (%s)", state.args[0], what, attempt)  # one line, without --verbose too
@@ -235,47 +244,6 @@ def site_auth(http: HttpSettings) -> Optional[HttpBasicAuth]:
     if not http.username:
         return None
     return HttpBasicAuth(username=http.username, password=http.password or "").resolve()
-
-
-class WordPressResponse(requests.Response):
-    """A requests.Response whose `json()` is, for a collection's list page, the page's arrow
-    table (digest.py): what rest_api then yields for the page. Other answers parse as JSON."""
-
-    digested: Optional[concurrent.futures.Future[PageColumns]] = None
-
-    def json(self, **kwargs: Any) -> Any:
-        if self.digested is None:
-            return json.loads(self.content, **kwargs)
-        try:
-            return page_table(self.digested.result())
-        except ValueError as exc:
-            url = redact_url(str(self.url))
-            raise WordPressError(
-                f"GET {url} answered a broken page ({exc}); the site or a proxy sent it, run again "
-                "(nothing was committed)",
-                url=url,
-                status=self.status_code,
-            ) from exc
-
-
-def _to_requests_response(request: requests.PreparedRequest, answer: Answer) -> requests.Response:
-    """A requests.Response for `answer`, built as requests' own HTTPAdapter.build_response does."""
-    response = WordPressResponse()
-    response.status_code = answer.response.status_code
-    response.headers = CaseInsensitiveDict(answer.response.headers.items())
-    response.encoding = "utf-8"
-    response.raw = io.BytesIO(answer.response.content)
-    response.reason = answer.response.reason_phrase
-    response.url = str(request.url)
-    response.request = request
-    response.digested = answer.digested
-    return response
-
-
-def _headers(request: requests.PreparedRequest) -> Dict[str, str]:
-    """What the request carries beyond httpx's defaults (credentials configured in rest_api)."""
-    skip = {"user-agent", "accept", "accept-encoding", "connection"}
-    return {str(k): str(v) for k, v in request.headers.items() if k.lower() not in skip}
 
 
 def _verify(verify: Optional[str]) -> Any:
