@@ -1,8 +1,7 @@
-"""Pydantic schemas of WordPress REST objects, one per collection, plus a generic fallback.
+"""Pydantic schemas of WordPress REST objects: the documented fields' types, unknown fields allowed.
 
-They check the types of the documented fields only (unknown fields allowed; the payload is always
-the record as served). TypedDicts, not BaseModels: nothing is read back, and a page of them
-validates about twice as fast. To add a collection, subclass `WordPressPost` and register it in `MODELS`.
+TypedDicts, not BaseModels: nothing is read back (the payload is the record as served). To add a
+collection, subclass `WordPressPost` and register it in `MODELS`.
 """
 
 from __future__ import annotations
