@@ -8,11 +8,10 @@ import email.utils
 import json
 import socket
 import time
-from dataclasses import dataclass
 from typing import Optional, Tuple
 from urllib.parse import urlsplit
 
-import httpx
+import requests
 
 from .errors import WordPressError, WordPressUnreachable, cause_chain
 from .redact import redact_url
@@ -20,18 +19,7 @@ from .redact import redact_url
 MAX_RETRY_AFTER_SECONDS = 120.0
 
 
-@dataclass
-class Reply:
-    """What an HTTP answer said, read whole (nothing of httpx's response object is kept)."""
-
-    status_code: int
-    headers: httpx.Headers
-    content: bytes
-    reason_phrase: str
-    http_version: str
-
-
-def check_answer(url: str, answer: Reply, attempts: int, authenticated: bool = False) -> None:
+def check_answer(url: str, answer: requests.Response, attempts: int, authenticated: bool = False) -> None:
     """Raise a one-line WordPressError for anything that is not a JSON list page."""
     url = redact_url(url)
     content_type = answer.headers.get("content-type", "")
@@ -74,7 +62,7 @@ def _wordpress_error(content: bytes) -> Tuple[Optional[str], str]:
     return None, ""
 
 
-def site_now(reply: Reply) -> dt.datetime:
+def site_now(reply: requests.Response) -> dt.datetime:
     """The site's clock (UTC) by its `Date` header; ours when it has none or one a day off."""
     ours = dt.datetime.now(dt.UTC)
     try:
@@ -84,7 +72,7 @@ def site_now(reply: Reply) -> dt.datetime:
     return theirs if abs(theirs - ours) < dt.timedelta(days=1) else ours
 
 
-def retry_after(reply: Reply) -> Optional[float]:
+def retry_after(reply: requests.Response) -> Optional[float]:
     """The seconds `Retry-After` asks for (a number or an HTTP date), capped; None without one."""
     value = reply.headers.get("Retry-After")
     if not value:

@@ -1,9 +1,5 @@
-"""HTTP under dlt's RESTClient: httpx behind requests' transport-adapter interface.
-
-`WordPressSession` (rest_api's `client.session`) mounts `HttpxAdapter`, which sends with one
-`httpx.Client`, retries with tenacity (5xx, 429, timeouts, connection errors; `Retry-After`
-honoured) and can `prefetch` windows so the network stays busy while dlt reads pages in order.
-"""
+"""HTTP under dlt's RESTClient: httpx behind requests' transport-adapter interface, with tenacity's
+retries and windows fetched ahead (`prefetch`) so the network stays busy while dlt reads pages in order."""
 
 from __future__ import annotations
 
@@ -27,7 +23,7 @@ from dlt.sources.helpers.rest_client.auth import HttpBasicAuth
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from .answers import Reply, check_answer, describe, retry_after, site_now, unreachable, unresolved
+from .answers import check_answer, describe, retry_after, site_now, unreachable, unresolved
 from .digest import DigestSpec, PageColumns, digest_page, page_table, start_workers
 from .errors import ConfigError, WordPressError
 from .redact import redact_url
@@ -37,8 +33,6 @@ log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 507, 520, 521, 522, 523, 524})
 USER_AGENT = "bulletin-pipeline (dlt; +https://dlthub.com)"
-# headers httpx sets itself; the rest of a prepared request's (credentials) is sent as it is
-OWN_HEADERS = frozenset({"user-agent", "accept", "accept-encoding", "connection"})
 
 
 @dataclass
@@ -49,18 +43,18 @@ class HttpStats:
 
 
 class WordPressResponse(requests.Response):
-    """A requests.Response whose `json()` is, for a collection's list page, the page's arrow table
-    (digest.py): what rest_api then yields for the page. Other answers parse as JSON."""
+    """An answer read whole; `json()` of a collection's list page is its arrow table (digest.py)."""
 
-    def __init__(self, url: str, reply: Reply, digested: Optional[Callable[[], PageColumns]]) -> None:
+    digested: Optional[Callable[[], PageColumns]] = None
+
+    def __init__(self, url: str, response: httpx.Response, content: bytes) -> None:
         super().__init__()  # then filled in as requests' own HTTPAdapter.build_response does
-        self.status_code = reply.status_code
-        self.headers = CaseInsensitiveDict(reply.headers.items())
+        self.status_code = response.status_code
+        self.headers = CaseInsensitiveDict(response.headers.items())
         self.encoding = "utf-8"
-        self.raw = io.BytesIO(reply.content)
-        self.reason = reply.reason_phrase
+        self.raw = io.BytesIO(content)
+        self.reason = response.reason_phrase
         self.url = url
-        self.digested = digested
 
     def json(self, **kwargs: Any) -> Any:
         if self.digested is None:
@@ -77,9 +71,8 @@ class WordPressResponse(requests.Response):
 
 
 class HttpxAdapter(BaseAdapter):
-    """Sends requests' prepared requests with httpx, at most `max_connections` in flight; list pages
-    of `digest_specs` (URL path -> spec) are digested in worker processes as they arrive (with 0
-    workers, when dlt reads them)."""
+    """Sends with httpx, at most `max_connections` in flight; list pages of `digest_specs` (URL path ->
+    spec) go to the digest workers as they arrive (with none, are digested when dlt reads them)."""
 
     def __init__(
         self, http: HttpSettings, digest_specs: Optional[Mapping[str, DigestSpec]] = None, digest_workers: int = 0
@@ -132,16 +125,15 @@ class HttpxAdapter(BaseAdapter):
     def _fetch_page(self, request: requests.PreparedRequest) -> WordPressResponse:
         """`fetch`; a list page of a collection is handed to the digest workers at once."""
         url = str(request.url)
-        reply = self.fetch(url, {k: str(v) for k, v in request.headers.items() if k.lower() not in OWN_HEADERS})
+        response = self.fetch(url, {k: str(v) for k, v in request.headers.items()})
         spec = self._digest_specs.get(urlsplit(url).path.rstrip("/"))
-        digested = None
         if spec is not None and self._digest_pool is not None:
-            digested = self._digest_pool.submit(digest_page, reply.content, spec, site_now(reply)).result
+            response.digested = self._digest_pool.submit(digest_page, response.content, spec, site_now(response)).result
         elif spec is not None:
-            digested = functools.partial(digest_page, reply.content, spec, site_now(reply))
-        return WordPressResponse(url, reply, digested)
+            response.digested = functools.partial(digest_page, response.content, spec, site_now(response))
+        return response
 
-    def fetch(self, url: str, headers: Dict[str, str]) -> Reply:
+    def fetch(self, url: str, headers: Dict[str, str]) -> WordPressResponse:
         """GET `url` with the retry policy; raises `WordPressError` for anything unusable."""
         retrying = tenacity.Retrying(
             # closing (an interrupted run) ends the backoff at once: no attempt after it
@@ -157,14 +149,14 @@ class HttpxAdapter(BaseAdapter):
             retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
         )
         try:
-            reply = retrying(self._get, url, headers)
+            response = retrying(self._get, url, headers)
         except httpx.TransportError as exc:
             raise unreachable(url, exc, retrying.statistics.get("attempt_number", 1)) from exc
         authenticated = any(k.lower() == "authorization" for k in headers)
-        check_answer(url, reply, retrying.statistics.get("attempt_number", 1), authenticated=authenticated)
-        return reply
+        check_answer(url, response, retrying.statistics.get("attempt_number", 1), authenticated=authenticated)
+        return response
 
-    def _get(self, url: str, headers: Dict[str, str]) -> Reply:
+    def _get(self, url: str, headers: Dict[str, str]) -> WordPressResponse:
         """One GET, its body read within `total_timeout` however slowly the server sends it."""
         deadline = time.monotonic() + self.http.total_timeout
         with self._slots, self._client.stream("GET", url, headers=headers) as response:
@@ -173,13 +165,11 @@ class HttpxAdapter(BaseAdapter):
                 chunks.append(chunk)
                 if time.monotonic() > deadline:
                     raise httpx.ReadTimeout(f"the answer took longer than {self.http.total_timeout:g}s")
-            reply = Reply(
-                response.status_code, response.headers, b"".join(chunks), response.reason_phrase, response.http_version
-            )
+            answer = WordPressResponse(url, response, b"".join(chunks))
         with self._lock:
             self.stats.requests += 1
-            self.stats.http_versions[reply.http_version] += 1
-        return reply
+            self.stats.http_versions[response.http_version] += 1
+        return answer
 
     def backoff(self, attempt: int) -> float:
         """5 s, 10 s, 20 s, 40 s, 60 s with the defaults (the original's policy)."""
@@ -216,6 +206,7 @@ class WordPressSession(requests.Session):
     ) -> None:
         super().__init__()
         self.trust_env = False  # httpx reads proxies and CA settings from the environment itself
+        self.headers.clear()  # httpx sets its own; requests then carry only what rest_api adds (credentials)
         self.adapter = HttpxAdapter(http, digest_specs, digest_workers)
         self.mount("http://", self.adapter)
         self.mount("https://", self.adapter)
@@ -239,8 +230,7 @@ class WordPressSession(requests.Session):
 
 
 def site_auth(http: HttpSettings) -> Optional[HttpBasicAuth]:
-    """rest_api's HTTP Basic auth (None without a username), resolved so that dlt does not look the
-    credentials up again (a USERNAME environment variable would win)."""
+    """rest_api's HTTP Basic auth (None without a username), resolved: else USERNAME in the environment wins."""
     if not http.username:
         return None
     return HttpBasicAuth(username=http.username, password=http.password or "").resolve()
