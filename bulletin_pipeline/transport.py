@@ -55,6 +55,12 @@ class WordPressResponse(requests.Response):
         self.raw = io.BytesIO(content)
         self.reason = response.reason_phrase
         self.url = url
+        self.body = content
+
+    @property
+    def content(self) -> bytes:
+        """The body as read: not copied again out of `raw`, as requests would."""
+        return self.body
 
     def json(self, **kwargs: Any) -> Any:
         if self.digested is None:
