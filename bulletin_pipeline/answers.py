@@ -8,7 +8,7 @@ import email.utils
 import json
 import socket
 import time
-from typing import Optional, Tuple
+from typing import Optional
 from urllib.parse import urlsplit
 
 import requests
@@ -25,7 +25,11 @@ def check_answer(url: str, answer: requests.Response, attempts: int, authenticat
     content_type = answer.headers.get("content-type", "")
     status = answer.status_code
     if status >= 400:
-        code, message = _wordpress_error(answer.content)
+        try:
+            body = json.loads(answer.content)
+        except ValueError:
+            body = None
+        code = body["code"] if isinstance(body, dict) and isinstance(body.get("code"), str) else None
         if code == "rest_no_route":
             collection = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
             hint = f"the collection {collection!r} does not exist on this site; check endpoints and base_url"
@@ -34,7 +38,7 @@ def check_answer(url: str, answer: requests.Response, attempts: int, authenticat
         elif status in (401, 403):
             hint = "the collection needs authentication: set sources.bulletin.http.username and password"
         elif code:
-            hint = message or "the site rejected the request"
+            hint = str(body.get("message") or "the site rejected the request")
         elif status >= 500 or status == 429:
             hint = f"the server kept failing (after {attempts} attempt(s)); try again later"
         else:
@@ -49,17 +53,6 @@ def check_answer(url: str, answer: requests.Response, attempts: int, authenticat
             "the REST base of the site, e.g. https://www.example.edu/wp-json/wp/v2/",
             url,
         )
-
-
-def _wordpress_error(content: bytes) -> Tuple[Optional[str], str]:
-    """The `code` and `message` of a WordPress REST error body; (None, "") for anything else."""
-    try:
-        body = json.loads(content)
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and isinstance(body.get("code"), str):
-        return body["code"], str(body.get("message") or "")
-    return None, ""
 
 
 def site_now(reply: requests.Response) -> dt.datetime:
