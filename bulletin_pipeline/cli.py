@@ -1,8 +1,5 @@
-"""Command line: flags -> settings -> run -> summary, with progress, one-line errors and exit codes.
-
-Exit codes: 0 ok, 1 the site or the destination failed, 2 bad configuration or input, 3 --strict and
-records were rejected (still written to `rejected`), 130 / 143 interrupted by SIGINT / SIGTERM.
-"""
+"""Command line: flags -> settings -> run -> summary. Exit codes: 0 ok, 1 the site or the destination
+failed, 2 bad configuration or input, 3 --strict and records were rejected, 130 / 143 SIGINT / SIGTERM."""
 
 from __future__ import annotations
 
@@ -60,9 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace, **extra: Any) -> BulletinSettings:
-    # flags that override the setting of the same name (None: not given, the configured value stays)
-    flags = "base_url bucket_url full_refresh last_modified_date load_date load_time strict if_changed pipelines_dir"
-    overrides = {name: getattr(args, name) for name in flags.split()}
+    # the other flags override the setting of the same name (None: not given, the configured value stays)
+    overrides = {name: value for name, value in vars(args).items() if name not in ("endpoints", "demo", "verbose")}
     endpoints = args.endpoints.split(",") if args.endpoints is not None else None  # '' is an error
     return resolve_settings(**{**overrides, "endpoints": endpoints, **extra})
 
