@@ -103,9 +103,7 @@ class OverlappingWindowPaginator(BasePaginator):
         self._connected(offset, ids, reaches_end)
 
     def _connects(self, offset: int, ids: List[int], total: Optional[int], previous_total: Optional[int]) -> bool:
-        if offset == 0:
-            return True
-        if ids and self._covered is not None and min(ids) <= self._covered:
+        if offset == 0 or (ids and self._covered is not None and min(ids) <= self._covered):
             return True
         if self._blind_total is not None and total == self._blind_total:
             return True
