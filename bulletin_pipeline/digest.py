@@ -57,7 +57,7 @@ def digest_page(body: bytes, spec: DigestSpec, site_now: dt.datetime) -> PageCol
         if _wp_datetime(modified) is None:
             served = record.get("modified") if isinstance(record, dict) else None
             problem = f"modified: {served!r} is not a WordPress datetime (YYYY-MM-DDTHH:MM:SS)"
-            errors[index] = f"{errors[index]}; {problem}" if index in errors else problem
+            errors.setdefault(index, []).append(problem)
         elif index not in errors and _not_future(modified, _str_field(record, "modified_gmt"), site_now):
             trusted[index] = modified
     payloads = [serialize(record) for record in records]
@@ -67,7 +67,7 @@ def digest_page(body: bytes, spec: DigestSpec, site_now: dt.datetime) -> PageCol
         versions=[version_of(record) for record in records],
         payloads=payloads,
         hashes=[hashlib.sha256(payload).hexdigest() for payload in payloads],
-        errors=[errors.get(index) for index in range(len(records))],
+        errors=["; ".join(errors[index]) if index in errors else None for index in range(len(records))],
     )
 
 
@@ -87,19 +87,18 @@ def serialize(record: Any) -> bytes:
         return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def validation_errors(validator: TypeAdapter[List[Any]], records: List[Any]) -> Dict[int, str]:
-    """index -> one-line error, validating the whole page in one pydantic call."""
+def validation_errors(validator: TypeAdapter[List[Any]], records: List[Any]) -> Dict[int, List[str]]:
+    """index -> the record's errors, validating the whole page in one pydantic call."""
+    errors: Dict[int, List[str]] = {}
     try:
         validator.validate_python(records)
-        return {}
     except ValidationError as exc:
-        errors: Dict[int, List[str]] = {}
         for error in exc.errors(include_url=False, include_input=False):
             loc = error["loc"]
             index = loc[0] if loc and isinstance(loc[0], int) else 0
             where = ".".join(str(part) for part in loc[1:]) or "record"
             errors.setdefault(index, []).append(f"{where}: {error['msg']}")
-        return {index: "; ".join(messages) for index, messages in errors.items()}
+    return errors
 
 
 def warm_up(spec: DigestSpec) -> None:
