@@ -107,11 +107,13 @@ class HttpxAdapter(BaseAdapter):
         self._lock = threading.Lock()
         self._closing = threading.Event()
 
-    def prefetch(self, request: requests.PreparedRequest) -> None:
-        """Start fetching `request` now; `send` of the same URL then takes its answer."""
+    def prefetch(self, request: requests.PreparedRequest) -> str:
+        """Start fetching `request` now (`send` of the same URL then takes its answer); returns the URL."""
+        url = str(request.url)
         with self._lock:
-            if str(request.url) not in self._pending:
-                self._pending[str(request.url)] = self._executor.submit(self._fetch_page, request)
+            if url not in self._pending:
+                self._pending[url] = self._executor.submit(self._fetch_page, request)
+        return url
 
     def discard(self, urls: Iterable[str]) -> None:
         """Forget prefetched answers nobody will ask for (a listing that ended sooner)."""
@@ -223,12 +225,6 @@ class WordPressSession(requests.Session):
     @property
     def stats(self) -> HttpStats:
         return self.adapter.stats
-
-    def prefetch(self, request: requests.Request) -> str:
-        """Start `request` now (prepared exactly as RESTClient will prepare it); returns its URL."""
-        prepared = self.prepare_request(request)
-        self.adapter.prefetch(prepared)
-        return str(prepared.url)
 
     def close(self) -> None:
         super().close()

@@ -168,7 +168,8 @@ class OverlappingWindowPaginator(BasePaginator):
             if offset not in self._prefetched:
                 window = copy.copy(self._request)
                 window.params = {**dict(self._request.params or {}), "offset": offset}  # type: ignore[arg-type]
-                self._prefetched[offset] = self.session.prefetch(window)
+                # prepared by the session as RESTClient will prepare it: its URL is the key of the answer
+                self._prefetched[offset] = self.session.adapter.prefetch(self.session.prepare_request(window))
 
     def _finish(self) -> None:
         self._has_next_page = False
