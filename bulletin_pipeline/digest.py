@@ -1,7 +1,5 @@
-"""One API page (a JSON list of records) -> the columns the lake needs, in one pass, without dlt or
-pyarrow (cheap in worker processes). `modified`, the cursor dlt may move to, holds only trusted values:
-WordPress's format, not after the site's now.
-"""
+"""One API page -> the columns the lake needs, in one pass, without dlt or pyarrow (cheap in worker
+processes); `modified`, the cursor dlt may move to, holds only WordPress-format values not after the site's now."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
-"""A digested page (digest.py) -> arrow tables in the original Parquet contract: `id`, `dl_inserted_at`
-(one UTC value per run), `payload` (the record as served), `dl_hash` (SHA-256 of the payload); records
-failing their schema go to `rejected` with the error; versions already written (window.py) are skipped.
-"""
+"""A digested page (digest.py) -> arrow tables in the Parquet contract (`id`, `dl_inserted_at`, `payload`,
+`dl_hash`) and `rejected` (with the error); versions already written (window.py) are skipped."""
 
 from __future__ import annotations
 

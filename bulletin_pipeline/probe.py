@@ -1,8 +1,5 @@
-"""`--if-changed`: one cheap request per endpoint decides whether a load is needed at all.
-
-Comparing the newest `modified` with the cursor would miss the edits the overlap exists for, so
-the probe lists the overlap window's versions (newest first) and compares them with the ledger.
-"""
+"""`--if-changed`: one request per endpoint lists the overlap window's versions and compares them with
+the ledger (the newest `modified` against the cursor would miss the edits the overlap exists for)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""`cleanup --retain-days N`: list (and with --yes remove) partitions older than N days.
-
-Only `{table}/load_date=.../load_time=.../` folders of the collections and `rejected` are touched,
-through dlt's fsspec client; dlt's bookkeeping and each table's newest partition are always kept.
-"""
+"""`cleanup --retain-days N`: the `{table}/load_date=.../load_time=.../` folders older than N days, listed or
+removed through dlt's fsspec client; dlt's bookkeeping and each table's newest partition are kept."""
 
 from __future__ import annotations
 

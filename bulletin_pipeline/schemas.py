@@ -1,8 +1,5 @@
-"""Pydantic schemas of WordPress REST objects: the documented fields' types, unknown fields allowed.
-
-TypedDicts, not BaseModels: nothing is read back (the payload is the record as served). To add a
-collection, subclass `WordPressPost` and register it in `MODELS`.
-"""
+"""Pydantic schemas of WordPress REST objects (documented fields' types, unknown fields allowed; TypedDicts:
+nothing is read back). To add a collection, subclass `WordPressPost` and register it in `MODELS`."""
 
 from __future__ import annotations
 
