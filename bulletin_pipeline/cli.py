@@ -134,7 +134,7 @@ def _render_deletions(summary: RunSummary, console: Console) -> None:
 
 
 def cleanup_main(argv: Sequence[str], out: Console) -> int:
-    from .pipeline import cleanup_partitions
+    from .retention import cleanup_partitions
 
     parser = argparse.ArgumentParser(
         prog="bulletin_pipeline cleanup",

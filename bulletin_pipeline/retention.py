@@ -7,10 +7,12 @@ import datetime as dt
 import posixpath
 import re
 from dataclasses import dataclass
-from typing import Any, List
+from typing import Any, List, Optional
 
 from .envelope import REJECTED_TABLE
 from .errors import ConfigError, DestinationError
+from .pipeline import dataset_url, make_pipeline
+from .settings import BulletinSettings
 
 DATE_DIR = re.compile(r"load_date=(\d{4}-\d{2}-\d{2})")
 
@@ -65,3 +67,20 @@ def tables_for(endpoints: List[str]) -> List[str]:
 
 def _name(path: str) -> str:
     return posixpath.basename(path.rstrip("/"))
+
+
+def cleanup_partitions(
+    settings: BulletinSettings, retain_days: int, remove_them: bool, today: Optional[dt.date] = None
+) -> List[Partition]:
+    """Partitions older than `retain_days` (removed when `remove_them`)."""
+    pipeline = make_pipeline(settings)
+    with pipeline.destination_client() as client:
+        fs = client.fs_client  # type: ignore[attr-defined]
+        dataset_path = client.dataset_path  # type: ignore[attr-defined]
+        if not fs.isdir(dataset_path):  # a typo'd bucket_url must not look like a clean lake
+            raise ConfigError(f"no lake at {dataset_url(pipeline)}; check --bucket-url")
+        tables = tables_for(settings.endpoints)
+        expired = expired_partitions(fs, dataset_path, tables, retain_days, today or dt.date.today())
+        if remove_them:
+            remove(fs, expired)
+    return expired

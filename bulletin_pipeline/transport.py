@@ -41,6 +41,11 @@ class HttpStats:
     retries: int = 0
     http_versions: Counter[str] = field(default_factory=Counter)
 
+    def add(self, other: HttpStats) -> None:
+        self.requests += other.requests
+        self.retries += other.retries
+        self.http_versions.update(other.http_versions)
+
 
 class WordPressResponse(requests.Response):
     """An answer read whole; `json()` of a collection's list page is its arrow table (digest.py)."""
