@@ -195,11 +195,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _guarded(lambda: verify_main(argv[1:]), argv)
     verbose = "--verbose" in argv or "-v" in argv
     redact_log_records()
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        # without --verbose only warnings show, each a plain line (retries: what and when)
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose else "%(message)s",
-    )
+    # without --verbose only warnings show, each a plain line (retries: what and when)
+    level = logging.INFO if verbose else logging.WARNING
+    line = "%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose else "%(message)s"
+    logging.basicConfig(level=level, format=line)
+    # ours on a handler of their own: dlt imports Airflow, when installed, with stderr redirected, and
+    # Airflow then points the root logger at that discarded stream
+    ours = logging.StreamHandler()
+    ours.setFormatter(logging.Formatter(line))
+    for name in ("bulletin_pipeline", "httpx"):
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        logger.addHandler(ours)
+        logger.propagate = False
     if argv and argv[0] == "reconcile":
         from .reconcile_cli import reconcile_main
 
