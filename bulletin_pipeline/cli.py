@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import signal
 import sys
 import threading
@@ -196,18 +197,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     verbose = "--verbose" in argv or "-v" in argv
     redact_log_records()
     # without --verbose only warnings show, each a plain line (retries: what and when)
-    level = logging.INFO if verbose else logging.WARNING
-    line = "%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose else "%(message)s"
-    logging.basicConfig(level=level, format=line)
-    # ours on a handler of their own: dlt imports Airflow, when installed, with stderr redirected, and
-    # Airflow then points the root logger at that discarded stream
-    ours = logging.StreamHandler()
-    ours.setFormatter(logging.Formatter(line))
-    for name in ("bulletin_pipeline", "httpx"):
-        logger = logging.getLogger(name)
-        logger.setLevel(level)
-        logger.addHandler(ours)
-        logger.propagate = False
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose else "%(message)s",
+    )
+    # dlt imports Airflow, when installed, to read its secrets, with stderr redirected: Airflow then
+    # points the root logger at that discarded stream; the CLI is no Airflow task (set it true to read them)
+    os.environ.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
     if argv and argv[0] == "reconcile":
         from .reconcile_cli import reconcile_main
 
