@@ -25,6 +25,7 @@ from .errors import BulletinError, EndpointsFailed, Interrupted
 from .pipeline import PIPELINE_NAME, RunSummary, run_pipeline
 from .redact import redact_log_records, redact_text, redact_url
 from .settings import BulletinSettings, resolve_settings
+from .sites import find_site
 
 EPILOG = """\
 Subcommand:
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="probe each endpoint first; load only those with changes, exit 0 when there are none",
     )
     parser.add_argument("--pipelines-dir", help="dlt's working folder for the pipeline (default: dlt's)")
+    parser.add_argument("--site", metavar="NAME", help="run one site of [[sources.bulletin.sites]] (see sites.py)")
     parser.add_argument(
         "--demo",
         action="store_true",
@@ -75,6 +77,8 @@ def settings_from_args(args: argparse.Namespace, **extra: Any) -> BulletinSettin
     flags = "base_url bucket_url full_refresh last_modified_date load_date load_time strict if_changed pipelines_dir"
     overrides = {name: getattr(args, name) for name in flags.split()}
     endpoints = args.endpoints.split(",") if args.endpoints is not None else None  # '' is an error
+    if args.site:
+        return find_site(args.site).settings(**{**overrides, "endpoints": endpoints, **extra})
     return resolve_settings(**{**overrides, "endpoints": endpoints, **extra})
 
 

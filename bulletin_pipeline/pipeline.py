@@ -43,13 +43,13 @@ from .errors import (
 from .lock import LakeLock, lake_lock
 from .probe import probe_endpoint
 from .redact import without_credentials
-from .settings import BulletinSettings
+from .settings import DEFAULT_PIPELINE_NAME, BulletinSettings
 from .source import SOURCE_NAME, api_resource_name, bulletin_source, digest_specs, envelope_resource_name
 from .transport import WordPressSession
 from .window import LEDGER_KEY, WindowPlan, plan_window
 from .wordpress import OverlappingWindowPaginator, ProgressCallback
 
-PIPELINE_NAME = "bulletin_pipeline"
+PIPELINE_NAME = DEFAULT_PIPELINE_NAME
 PARTITION_FORMAT = "load_date=%Y-%m-%d/load_time=%H:%M:%S"
 
 
@@ -100,7 +100,7 @@ class RunSummary:
 def make_pipeline(settings: BulletinSettings) -> dlt.Pipeline:
     try:
         return dlt.pipeline(
-            pipeline_name=PIPELINE_NAME,
+            pipeline_name=settings.pipeline_name,
             destination=make_destination(settings),
             dataset_name=DATASET_NAME,
             pipelines_dir=settings.pipelines_dir,  # type: ignore[arg-type]
@@ -155,9 +155,9 @@ def check_site(pipeline: dlt.Pipeline, settings: BulletinSettings) -> None:
     site = without_credentials(stored_site(pipeline) or "")
     if site and site != settings.site_id:
         raise ConfigError(
-            f"the stored state of pipeline {PIPELINE_NAME} belongs to {site!r}, not {settings.site_id!r}; "
+            f"the stored state of pipeline {settings.pipeline_name} belongs to {site!r}, not {settings.site_id!r}; "
             "use another --bucket-url and --pipelines-dir for this site, or reset the old state with "
-            f"`uv run dlt pipeline {PIPELINE_NAME} drop --drop-all` (and remove its lake folder)"
+            f"`uv run dlt pipeline {settings.pipeline_name} drop --drop-all` (and remove its lake folder)"
         )
 
 
@@ -277,7 +277,7 @@ def _summarise(
             summary.duplicates_skipped, summary.rejected_examples = stats.duplicates, stats.rejected_examples
         summaries.append(summary)
     return RunSummary(
-        pipeline_name=PIPELINE_NAME,
+        pipeline_name=pipeline.pipeline_name,
         dataset_path=_dataset_path(pipeline),
         load_id=info.loads_ids[0] if info and info.loads_ids else None,
         partition="",
