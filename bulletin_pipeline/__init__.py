@@ -1,6 +1,14 @@
 """bulletin-pipeline: incremental, lossless loads of a WordPress REST API into a Parquet lake, on dlt.
 
-Library use (from any orchestrator):
+With any dlt runner (dagster-dlt, dlt's Airflow helper, a script):
+
+    import dlt
+    from bulletin_pipeline import bulletin_destination, bulletin_source
+
+    pipeline = dlt.pipeline("bulletin_pipeline", destination=bulletin_destination(), dataset_name="bulletin_raw")
+    pipeline.run(bulletin_source(base_url="https://site/wp-json/wp/v2/"))
+
+Or our CLI's run (lock before state, --if-changed, per-collection isolation, summary):
 
     from bulletin_pipeline import resolve_settings, run_pipeline
     summary = run_pipeline(resolve_settings(base_url="https://site/wp-json/wp/v2/"))
@@ -8,12 +16,24 @@ Library use (from any orchestrator):
 
 from typing import Any
 
-__all__ = ["bulletin_source", "run_pipeline", "resolve_settings", "BulletinSettings", "RunSummary"]
+__all__ = [
+    "bulletin_source",
+    "bulletin_destination",
+    "run_pipeline",
+    "resolve_settings",
+    "BulletinSettings",
+    "RunSummary",
+    "PIPELINE_NAME",
+    "DATASET_NAME",
+]
 
 _EXPORTS = {
     "bulletin_source": ".source",
+    "bulletin_destination": ".destination",
+    "DATASET_NAME": ".destination",
     "run_pipeline": ".pipeline",
     "RunSummary": ".pipeline",
+    "PIPELINE_NAME": ".pipeline",
     "resolve_settings": ".settings",
     "BulletinSettings": ".settings",
 }

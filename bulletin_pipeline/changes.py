@@ -10,10 +10,10 @@ import copy
 import tempfile
 from typing import List
 
-from .pipeline import check_site, make_pipeline, restore_state, stored_cursor, written_versions
+from .extraction import check_site
+from .pipeline import make_pipeline, restore_state, stored_cursor, written_versions
 from .probe import ProbeResult, probe_endpoint
 from .settings import BulletinSettings
-from .source import digest_specs
 from .transport import WordPressSession
 from .window import plan_window
 
@@ -26,7 +26,7 @@ def probe_site(settings: BulletinSettings) -> List[ProbeResult]:
         pipeline = make_pipeline(probing)
         restore_state(pipeline)
         check_site(pipeline, settings)
-        session = WordPressSession(settings.http, digest_specs(settings), 0)
+        session = WordPressSession(settings.http)
         try:
             return [
                 probe_endpoint(

@@ -28,8 +28,9 @@ from .settings import BulletinSettings, resolve_settings
 from .sites import find_site
 
 EPILOG = """\
-Subcommand:
+Subcommands:
   cleanup --retain-days N [--yes]  list partitions older than N days (--yes removes them); see cleanup --help
+  verify                           check every file of the lake (no network); see verify --help
 
 Every option is also a dlt config key under [sources.bulletin] in .dlt/config.toml, or an
 environment variable such as SOURCES__BULLETIN__BASE_URL; flags win.
@@ -197,7 +198,7 @@ def cleanup_main(argv: Sequence[str], out: Console) -> int:
 
 def run_demo(args: argparse.Namespace, out: Console, err: Console) -> int:
     """`--demo`: the main job against the bundled demo site on loopback, its state marked as the
-    demo's (`pipeline.check_site`)."""
+    demo's (`extraction.check_site`)."""
     from .demo import DEMO_SITE_ID, DemoServer
 
     with DemoServer() as server:
@@ -223,6 +224,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "cleanup":
         return _guarded(lambda: cleanup_main(argv[1:], Console(width=None if sys.stdout.isatty() else 160)), argv)
+    if argv and argv[0] == "verify":
+        from .verify import verify_main
+
+        return _guarded(lambda: verify_main(argv[1:]), argv)
     args = build_parser().parse_args(argv)
     redact_log_records()
     logging.basicConfig(

@@ -17,7 +17,7 @@ from dlt.destinations import filesystem
 
 from .errors import DestinationError, cause_chain, first_line
 from .recovery import package_partition
-from .settings import BulletinSettings, parse_date, parse_time
+from .settings import DEFAULT_BUCKET_URL, BulletinSettings, parse_date, parse_time
 
 DATASET_NAME = "bulletin_raw"
 
@@ -65,6 +65,34 @@ def make_destination(settings: BulletinSettings, bucket_url: Optional[str] = Non
         layout=settings.layout,
         current_datetime=package_partition,
     )
+
+
+def bulletin_destination(
+    bucket_url: Optional[str] = None, layout: Optional[str] = None, compression: Optional[str] = None
+) -> filesystem:
+    """dlt's filesystem destination set up for the lake: partition folders, pinned partition time, Parquet.
+
+    Args:
+        bucket_url: where the lake lives (`s3://bucket/prefix`, a folder); default `sources.bulletin.bucket_url`,
+            then `destination.filesystem.bucket_url`, then the current folder.
+        layout: file layout (default `sources.bulletin.layout`, the contract's partition folders).
+        compression: Parquet compression (default `sources.bulletin.compression`, snappy).
+
+    Returns:
+        A destination for `dlt.pipeline(..., destination=bulletin_destination(), dataset_name="bulletin_raw")`.
+    """
+    settings = BulletinSettings()
+    settings.bucket_url = bucket_url or _configured("bucket_url") or dlt.config.get("destination.filesystem.bucket_url")
+    settings.bucket_url = settings.bucket_url or DEFAULT_BUCKET_URL
+    settings.layout = layout or _configured("layout") or settings.layout
+    settings.compression = compression or _configured("compression") or settings.compression
+    configure_parquet(settings)
+    configure_arrow_memory()
+    return make_destination(settings)
+
+
+def _configured(key: str) -> Optional[str]:
+    return dlt.config.get(f"sources.bulletin.{key}")  # type: ignore[no-any-return]
 
 
 def configure_parquet(settings: BulletinSettings) -> None:

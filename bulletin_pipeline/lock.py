@@ -18,6 +18,7 @@ import posixpath
 import secrets
 import socket
 import threading
+import time
 from typing import Any, Optional, Tuple
 
 import dlt
@@ -196,9 +197,9 @@ class LakeLock:
         return data if replaced else None
 
 
-def lake_lock(pipeline: dlt.Pipeline, ttl_seconds: int) -> LakeLock:
-    """Take the lock of the pipeline's lake (LakeLocked when another run holds it); the caller
-    releases it."""
+def lake_lock(pipeline: dlt.Pipeline, ttl_seconds: int, wait_seconds: float = 0.0) -> LakeLock:
+    """Take the lock of the pipeline's lake (LakeLocked when another run holds it for longer than
+    `wait_seconds`); the caller releases it."""
     with pipeline.destination_client() as client:
         fs = client.fs_client  # type: ignore[attr-defined]
         dataset_path = client.dataset_path  # type: ignore[attr-defined]
@@ -212,8 +213,16 @@ def lake_lock(pipeline: dlt.Pipeline, ttl_seconds: int) -> LakeLock:
         else:
             url = client.make_remote_url(dataset_path)  # type: ignore[attr-defined]
     lock = LakeLock(fs, dataset_path, ttl_seconds, url.rstrip("/"))
+    deadline = time.monotonic() + wait_seconds
     try:
-        lock.acquire()
+        while True:
+            try:
+                lock.acquire()
+                break
+            except LakeLocked:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.1)
     except OSError as exc:
         raise DestinationError(f"cannot take the lake lock {lock.url}: {exc}") from exc
     return lock

@@ -9,10 +9,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as dt
-import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional
 from urllib.parse import urlsplit
 
 import dlt
@@ -28,7 +27,7 @@ from .destination import (
     partition_datetime,
     preflight_destination,
 )
-from .envelope import REJECTED_TABLE, Envelope
+from .envelope import REJECTED_TABLE
 from .errors import (
     BulletinError,
     ConfigError,
@@ -40,14 +39,14 @@ from .errors import (
     cause_chain,
     first_line,
 )
+from .extraction import Extraction, check_site, digest_specs, source_state_value
 from .lock import LakeLock, lake_lock
 from .probe import probe_endpoint
-from .redact import without_credentials
 from .settings import DEFAULT_PIPELINE_NAME, BulletinSettings
-from .source import SOURCE_NAME, api_resource_name, bulletin_source, digest_specs, envelope_resource_name
-from .transport import WordPressSession
+from .source import api_resource_name, bulletin_source, envelope_resource_name
+from .transport import HttpStats, WordPressSession
 from .window import LEDGER_KEY, WindowPlan, plan_window
-from .wordpress import OverlappingWindowPaginator, ProgressCallback
+from .wordpress import ProgressCallback
 
 PIPELINE_NAME = DEFAULT_PIPELINE_NAME
 PARTITION_FORMAT = "load_date=%Y-%m-%d/load_time=%H:%M:%S"
@@ -116,20 +115,11 @@ def _working_files_error(folder: str, exc: OSError) -> BulletinError:
     )
 
 
-def _source_state(pipeline: dlt.Pipeline, *path: str) -> Any:
-    """The value at `path` under this source's dlt state (None when absent)."""
-    value: Any = pipeline.state
-    try:
-        for key in ("sources", SOURCE_NAME, *path):
-            value = value[key]
-    except (KeyError, TypeError):
-        return None
-    return value
-
-
 def stored_cursor(pipeline: dlt.Pipeline, endpoint: str) -> Optional[str]:
     """The `modified` cursor dlt keeps for an endpoint's rest_api resource (None before any run)."""
-    value = _source_state(pipeline, "resources", api_resource_name(endpoint), "incremental", "modified", "last_value")
+    value = source_state_value(
+        pipeline, "resources", api_resource_name(endpoint), "incremental", "modified", "last_value"
+    )
     return str(value) if value is not None else None
 
 
@@ -144,40 +134,22 @@ def restore_state(pipeline: dlt.Pipeline) -> None:
         ) from exc
 
 
-def stored_site(pipeline: dlt.Pipeline) -> Optional[str]:
-    return _source_state(pipeline, "site")  # type: ignore[no-any-return]
-
-
-def check_site(pipeline: dlt.Pipeline, settings: BulletinSettings) -> None:
-    """Cursors are only meaningful for the site that produced them: reusing, say, the demo's
-    cursor against the real catalog would silently skip every record older than it."""
-    # states written before credentials were kept out of the site id hold them: same site
-    site = without_credentials(stored_site(pipeline) or "")
-    if site and site != settings.site_id:
-        raise ConfigError(
-            f"the stored state of pipeline {settings.pipeline_name} belongs to {site!r}, not {settings.site_id!r}; "
-            "use another --bucket-url and --pipelines-dir for this site, or reset the old state with "
-            f"`uv run dlt pipeline {settings.pipeline_name} drop --drop-all` (and remove its lake folder)"
-        )
-
-
 def run_pipeline(
     settings: BulletinSettings,
     progress: Optional[ProgressCallback] = None,
     now: Optional[dt.datetime] = None,
 ) -> RunSummary:
-    """One run. Collections that fail (a 404, a server that keeps failing) keep their cursor and
-    do not stop the others: the healthy ones load, then `EndpointsFailed` names the failed ones."""
+    """One run of `bulletin_source` the way our CLI runs it: the lock before the state, a crashed
+    run's leftovers first, the --if-changed probe, and collections that fail (a 404, a server that
+    keeps failing) isolated: the healthy ones load, then `EndpointsFailed` names the failed ones."""
     started = time.monotonic()
-    inserted_at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     configure_parquet(settings)
     configure_arrow_memory()
-    envelopes: Dict[str, Envelope] = {}
-    paginators: Dict[str, OverlappingWindowPaginator] = {}
+    extraction: Optional[Extraction] = None
     skipped: Dict[str, str] = {}
     failed: Dict[str, WordPressError] = {}
     info: Optional[LoadInfo] = None
-    session = WordPressSession(settings.http, digest_specs(settings), digest_workers(settings))
+    stats = HttpStats()
     lock: Optional[LakeLock] = None
     try:
         pipeline = make_pipeline(settings)
@@ -195,26 +167,15 @@ def run_pipeline(
             for endpoint in settings.endpoints
         }
         if settings.if_changed:
-            for endpoint in settings.endpoints:
-                try:
-                    result = probe_endpoint(
-                        session.adapter, settings, endpoint, plans[endpoint], written_versions(pipeline, endpoint)
-                    )
-                except WordPressError as exc:
-                    failed[endpoint] = exc
-                    continue
-                if not result.changed:
-                    skipped[endpoint] = result.reason
+            skipped = _probe(pipeline, settings, plans, failed, stats)
         to_load = [e for e in settings.endpoints if e not in skipped and e not in failed]
         while to_load:
             run_settings = copy.copy(settings)  # the caller's settings stay as they were
             run_settings.endpoints = list(to_load)
-            envelopes.clear()
-            paginators.clear()
-            source = bulletin_source(run_settings, plans, session, inserted_at, envelopes, paginators, progress)
+            extraction = Extraction(run_settings, progress, lock=lock, now=now)
             try:
                 with _dlt_step(pipeline):
-                    info = pipeline.run(source, loader_file_format="parquet")
+                    info = pipeline.run(bulletin_source(extraction=extraction), loader_file_format="parquet")
                 info.raise_on_failed_jobs()
                 break
             except WordPressError as exc:
@@ -223,16 +184,19 @@ def run_pipeline(
                     raise  # the site itself failed, not one collection
                 failed[culprit] = exc  # nothing of this attempt was committed: retry without it
                 to_load.remove(culprit)
+            finally:
+                extraction.end()
+                _add_stats(stats, extraction.session.stats)
     finally:
-        session.close()
         if lock is not None:
             lock.release()
 
     loaded = [e for e in settings.endpoints if e not in skipped and e not in failed]
     # the endpoints read (or failed); all of them when every one was found unchanged
     listed = [e for e in settings.endpoints if e not in skipped] or settings.endpoints
-    run = _summarise(pipeline, listed, loaded, plans, info, envelopes, paginators, session, started)
-    run.partition = partition_datetime(settings, inserted_at).strftime(PARTITION_FORMAT) if info else ""
+    run = _summarise(pipeline, listed, loaded, plans, info, extraction, stats, started)
+    if info and extraction:
+        run.partition = partition_datetime(settings, extraction.inserted_at).strftime(PARTITION_FORMAT)
     run.skipped = skipped
     run.failed = {endpoint: str(exc) for endpoint, exc in failed.items()}
     run.resumed, run.removed = resumed, removed
@@ -248,17 +212,52 @@ def run_pipeline(
     return run
 
 
+def _probe(
+    pipeline: dlt.Pipeline,
+    settings: BulletinSettings,
+    plans: Dict[str, WindowPlan],
+    failed: Dict[str, WordPressError],
+    stats: HttpStats,
+) -> Dict[str, str]:
+    """--if-changed: the endpoints whose first window holds no version not yet written (-> why)."""
+    unchanged: Dict[str, str] = {}
+    session = WordPressSession(settings.http)
+    try:
+        for endpoint in settings.endpoints:
+            try:
+                result = probe_endpoint(
+                    session.adapter, settings, endpoint, plans[endpoint], written_versions(pipeline, endpoint)
+                )
+            except WordPressError as exc:
+                failed[endpoint] = exc
+                continue
+            if not result.changed:
+                unchanged[endpoint] = result.reason
+    finally:
+        session.close()
+        _add_stats(stats, session.stats)
+    return unchanged
+
+
+def _add_stats(total: HttpStats, more: HttpStats) -> None:
+    total.requests += more.requests
+    total.retries += more.retries
+    for version, count in more.http_versions.items():
+        total.http_versions[version] = total.http_versions.get(version, 0) + count
+
+
 def _summarise(
     pipeline: dlt.Pipeline,
     endpoints: List[str],
     loaded: List[str],
     plans: Dict[str, WindowPlan],
     info: Optional[LoadInfo],
-    envelopes: Dict[str, Envelope],
-    paginators: Dict[str, OverlappingWindowPaginator],
-    session: WordPressSession,
+    extraction: Optional[Extraction],
+    http: HttpStats,
     started: float,
 ) -> RunSummary:
+    envelopes = extraction.envelopes if extraction else {}
+    paginators = extraction.paginators if extraction else {}
     summaries = []
     for endpoint in endpoints:
         plan = plans[endpoint]
@@ -283,9 +282,9 @@ def _summarise(
         partition="",
         endpoints=summaries,
         seconds=round(time.monotonic() - started, 3),
-        requests=session.stats.requests,
-        retries=session.stats.retries,
-        http_versions=dict(session.stats.http_versions),
+        requests=http.requests,
+        retries=http.retries,
+        http_versions=dict(http.http_versions),
     )
 
 
@@ -296,19 +295,12 @@ def _endpoint_of(error: WordPressError, settings: BulletinSettings) -> Optional[
     return spec.collection if spec is not None else None
 
 
-def digest_workers(settings: BulletinSettings) -> int:
-    """One digest worker per CPU core beyond the one dlt's extract and the HTTP threads share."""
-    if settings.digest_workers is not None:
-        return settings.digest_workers
-    return max(0, (os.cpu_count() or 1) - 1)
-
-
 def _dataset_path(pipeline: dlt.Pipeline) -> str:
     return f"{pipeline.destination.config_params.get('bucket_url', '')}/{DATASET_NAME}"  # type: ignore[union-attr]
 
 
 def written_versions(pipeline: dlt.Pipeline, endpoint: str) -> Optional[Dict[str, str]]:
-    return _source_state(pipeline, "resources", envelope_resource_name(endpoint), LEDGER_KEY)  # type: ignore[no-any-return]
+    return source_state_value(pipeline, "resources", envelope_resource_name(endpoint), LEDGER_KEY)  # type: ignore[no-any-return]
 
 
 def cleanup_partitions(

@@ -8,11 +8,9 @@ extract by `pin_partition`); lake files of loads without a `_dlt_loads` entry ar
 from __future__ import annotations
 
 import os
-import posixpath
-import re
 import shlex
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Pattern, Set, cast
+from typing import Any, Callable, Dict, List, Optional, Set, cast
 
 import dlt
 import pendulum
@@ -25,9 +23,9 @@ from dlt.extract.resource import DltResource
 
 from .envelope import REJECTED_TABLE
 from .errors import BulletinError
+from .lake import completed_loads, dlt_file_load_id, file_pattern
 
 PARTITION_KEY = "bulletin_partition"
-PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
 @dataclass
@@ -46,12 +44,12 @@ class ResumedLoad:
         return f"finished a load left by an earlier run ({', '.join(self.load_ids)}): {counts}"
 
 
-def pin_partition(moment: pendulum.DateTime) -> DltResource:
+def pin_partition(moment: Callable[[], pendulum.DateTime]) -> DltResource:
     """A resource that stores the run's partition time in the package being extracted."""
 
     @dlt.resource(name="partition_pin")
     def partition_pin() -> Any:
-        cast(Dict[str, Any], dlt.current.load_package_state()["state"])[PARTITION_KEY] = moment.isoformat()
+        cast(Dict[str, Any], dlt.current.load_package_state()["state"])[PARTITION_KEY] = moment().isoformat()
         yield from ()
 
     return partition_pin
@@ -129,9 +127,8 @@ def remove_incomplete_loads(pipeline: dlt.Pipeline) -> List[str]:
         dataset = client.dataset_path.rstrip("/")  # type: ignore[attr-defined]
         if not fs.isdir(dataset):
             return []
-        loads = posixpath.join(dataset, LOADS_TABLE_NAME)
-        completed = {_dlt_file_load_id(path) for path in fs.ls(loads, detail=False)} if fs.isdir(loads) else set()
-        data_file = _file_pattern(client.config.layout)  # type: ignore[attr-defined]
+        completed = completed_loads(fs, dataset)
+        data_file = file_pattern(client.config.layout)  # type: ignore[attr-defined]
         doomed: List[str] = []
         for path in fs.find(dataset):
             relative = path[len(dataset) :].lstrip("/") if path.startswith(dataset) else path
@@ -139,7 +136,7 @@ def remove_incomplete_loads(pipeline: dlt.Pipeline) -> List[str]:
             if top in (LOADS_TABLE_NAME, VERSION_TABLE_NAME) or "/" not in relative:
                 continue
             if top == PIPELINE_STATE_TABLE_NAME:
-                load_id, file_id = _dlt_file_load_id(path), None
+                load_id, file_id = dlt_file_load_id(path), None
             else:
                 match = data_file.fullmatch(relative) if data_file else None
                 if match is None:
@@ -153,34 +150,13 @@ def remove_incomplete_loads(pipeline: dlt.Pipeline) -> List[str]:
         return doomed
 
 
+def completed_source_loads(pipeline: dlt.Pipeline, schema: str) -> Set[str]:
+    """Ids of the loads of `schema` the lake holds as complete (dlt's `_dlt_loads` entries)."""
+    with pipeline.destination_client() as client:
+        return completed_loads(client.fs_client, client.dataset_path.rstrip("/"), schema)  # type: ignore[attr-defined]
+
+
 def _kept_file_ids(pipeline: dlt.Pipeline, load_id: str) -> Set[str]:
     """File ids whose lake files the next load of a pending package relies on or rewrites itself."""
     jobs = pipeline.get_load_package_info(load_id).jobs
     return {j.job_file_info.file_id for state in ("completed_jobs", "started_jobs") for j in jobs.get(state, [])}
-
-
-def _dlt_file_load_id(path: str) -> Optional[str]:
-    """`<name>__<load_id>[__<hash>].jsonl`, dlt's names in `_dlt_loads` and `_dlt_pipeline_state`."""
-    parts = posixpath.splitext(posixpath.basename(path))[0].split("__")
-    return parts[1] if len(parts) >= 2 else None
-
-
-def _file_pattern(layout: str) -> Optional[Pattern[str]]:
-    """A regex for the paths (under the dataset) dlt makes from `layout`, capturing `load_id` and
-    `file_id`; None when the layout has no `{load_id}`."""
-    if "{load_id}" not in layout:
-        return None
-    if "{ext}" not in layout:
-        layout += ".{ext}"  # as dlt does
-    parts, seen, position = [], set(), 0
-    for placeholder in PLACEHOLDER.finditer(layout):
-        parts.append(re.escape(layout[position : placeholder.start()]))
-        name = placeholder.group(1)
-        if name in ("load_id", "file_id") and name not in seen:
-            seen.add(name)
-            parts.append(r"(?P<load_id>\d+\.\d+)" if name == "load_id" else r"(?P<file_id>[^/.]+)")
-        else:
-            parts.append(r"[^/]*?")
-        position = placeholder.end()
-    parts.append(re.escape(layout[position:]))
-    return re.compile("".join(parts))

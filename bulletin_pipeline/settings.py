@@ -122,11 +122,15 @@ def resolve_settings(**overrides: Any) -> BulletinSettings:
         for key, value in http_overrides.items():
             setattr(settings.http, key, value)
     validate(settings)
-    # dlt's run trace keeps the resolved values (a base_url with user:pass@): redact them
+    redact_config_traces()
+    return settings
+
+
+def redact_config_traces() -> None:
+    """dlt's run trace keeps the resolved config values (a base_url with user:pass@): redact them."""
     traces = get_resolved_traces()
     for log in (traces.resolved_traces, traces.all_traces):
         log[:] = [t._replace(value=redact_value(t.value)) for t in log]
-    return settings
 
 
 def validate(settings: BulletinSettings) -> None:

@@ -8,26 +8,22 @@ collection's table and `rejected`.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any, Dict, Iterator, List, Optional
-from urllib.parse import quote, unquote, urlsplit
 
 import dlt
 from dlt.common import jsonpath
 from dlt.extract.resource import DltResource
-from dlt.sources.helpers.rest_client.utils import join_url
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 
 from .destination import partition_datetime
-from .digest import DigestSpec
 from .envelope import REJECTED_TABLE, Envelope
+from .extraction import LAST_LOAD_KEY, SOURCE_NAME, Extraction, collection_path
 from .recovery import pin_partition
-from .settings import BulletinSettings
+from .settings import BulletinSettings, redact_config_traces, resolve_settings
 from .transport import WordPressSession, site_auth
-from .window import WindowPlan, WrittenVersions, incremental_config, ledger_horizon, run_memory
+from .window import LEDGER_KEY, WindowPlan, WrittenVersions, incremental_config, ledger_horizon, plan_window, run_memory
 from .wordpress import OverlappingWindowPaginator, ProgressCallback
 
-SOURCE_NAME = "bulletin"
 READ_AHEAD = 8
 # a WordPress list answer is the page itself; compiled once, as rest_api would per page
 WHOLE_ANSWER = jsonpath.compile_path("$")
@@ -41,23 +37,6 @@ def api_resource_name(endpoint: str) -> str:
 def envelope_resource_name(endpoint: str) -> str:
     """The envelope transformer of a collection; its dlt state holds the written versions."""
     return f"{endpoint}_envelope"
-
-
-def collection_path(settings: BulletinSettings, endpoint: str) -> str:
-    """The collection's path below base_url, percent-encoded segment by segment: a custom post
-    type's rest_base may hold spaces or non-ASCII letters (a path given encoded stays as it is)."""
-    path = settings.collection(endpoint).path or endpoint
-    return "/".join(quote(unquote(segment), safe="") for segment in path.split("/"))
-
-
-def digest_specs(settings: BulletinSettings) -> Dict[str, DigestSpec]:
-    """URL path of each collection's listing -> how its pages are digested (digest.py)."""
-    return {
-        urlsplit(join_url(settings.base_url or "", collection_path(settings, e))).path: DigestSpec(
-            e, settings.collection(e).incremental
-        )
-        for e in settings.endpoints
-    }
 
 
 def build_rest_api_config(
@@ -105,22 +84,20 @@ def build_rest_api_config(
     }
 
 
-def _envelope_transformer(
-    api_resource: DltResource,
-    endpoint: str,
-    plan: WindowPlan,
-    settings: BulletinSettings,
-    inserted_at: dt.datetime,
-    envelopes: Dict[str, Envelope],
-) -> DltResource:
+def _envelope_transformer(api_resource: DltResource, endpoint: str, plan: WindowPlan, run: Extraction) -> DltResource:
+    settings = run.settings
+
     @dlt.transformer(data_from=api_resource, name=envelope_resource_name(endpoint), write_disposition="append")
     def envelope(page: List[Any]) -> Iterator[Any]:
-        wrapper = envelopes.get(endpoint)
+        wrapper = run.envelopes.get(endpoint)
         if wrapper is None:
+            inserted_at = run.started()
             # only stateful runs persist what they wrote; others dedupe within the run
             persistent = dlt.current.resource_state() if plan.stateful else None
+            if persistent is not None and plan.mode == "full_refresh":
+                persistent.pop(LEDGER_KEY, None)  # a full refresh writes every version again
             ledger = WrittenVersions(persistent, ledger_horizon(settings), run_memory(settings), inserted_at)
-            wrapper = envelopes[endpoint] = Envelope(endpoint, inserted_at, ledger)
+            wrapper = run.envelopes[endpoint] = Envelope(endpoint, inserted_at, ledger)
         for table in page:  # rest_api yields each API page as a list holding its arrow table
             data, rejected = wrapper.wrap(table)
             # named per item: a static table_name hint would give `rejected` the wrong schema
@@ -134,32 +111,51 @@ def _envelope_transformer(
 
 @dlt.source(name=SOURCE_NAME, section=SOURCE_NAME, max_table_nesting=0)
 def bulletin_source(
-    settings: BulletinSettings,
-    plans: Dict[str, WindowPlan],
-    session: WordPressSession,
-    inserted_at: dt.datetime,
-    envelopes: Dict[str, Envelope],
-    paginators: Dict[str, OverlappingWindowPaginator],
-    progress: Optional[ProgressCallback] = None,
+    base_url: Optional[str] = None,
+    endpoints: Optional[List[str]] = None,
+    extraction: Any = None,
+    **overrides: Any,
 ) -> Any:
-    """WordPress collections -> `{endpoint}` tables in the Parquet contract (+ `rejected`);
-    `envelopes` and `paginators` receive each endpoint's envelope and paginator (their counters)."""
-    config = build_rest_api_config(settings, plans, session, paginators, progress)
+    """WordPress collections as `{endpoint}` tables in the lake's contract, plus `rejected`.
+
+    An ordinary dlt source: `pipeline.run(bulletin_source())` is lossless on its own (window from dlt
+    state with overlap, dedup of written versions, lake lock, site check, pinned partition time).
+
+    Args:
+        base_url: the REST base, e.g. https://site/wp-json/wp/v2/ (default: `sources.bulletin.base_url`).
+        endpoints: the collections to load (default: `sources.bulletin.endpoints`, pages and media).
+        extraction: an `Extraction` made by a caller that holds the lake lock and reads the counters
+            (our CLI); None makes one from the settings.
+        **overrides: any other key of `BulletinSettings` (e.g. `site_id`, `http={...}`); keys not given
+            come from dlt config under `sources.bulletin`.
+
+    Returns:
+        The source: per endpoint an envelope transformer writing `{endpoint}` and `rejected`.
+    """
+    redact_config_traces()  # dlt resolved base_url for this call; a user:pass@ must not reach its trace
+    if extraction is None:
+        extraction = Extraction(resolve_settings(base_url=base_url, endpoints=endpoints, **overrides))
+    run: Extraction = extraction
+    settings = run.settings
+    plans = {e: plan_window(e, settings, None, settings.collection(e).incremental) for e in settings.endpoints}
+    config = build_rest_api_config(settings, plans, run.session, run.paginators, run.progress)
     api_resources = {r.name: r for r in rest_api_resources(config)}
     for endpoint in settings.endpoints:
-        yield _envelope_transformer(
-            api_resources[api_resource_name(endpoint)], endpoint, plans[endpoint], settings, inserted_at, envelopes
-        )
-    yield _site_marker(settings.site_id or settings.base_url or "")
-    yield pin_partition(partition_datetime(settings, inserted_at))
+        yield _envelope_transformer(api_resources[api_resource_name(endpoint)], endpoint, plans[endpoint], run)
+    yield _run_marker(run)
+    yield pin_partition(lambda: partition_datetime(settings, run.started()))
 
 
-def _site_marker(site_id: str) -> DltResource:
-    """Records which site the cursors belong to (state is only written from inside a resource)."""
+def _run_marker(run: Extraction) -> DltResource:
+    """Records which site the cursors belong to and which load wrote them (state is only written
+    from inside a resource); also begins the extraction before any page is asked for."""
 
     @dlt.resource(name="site_marker")
     def site_marker() -> Iterator[Any]:
-        dlt.current.source_state()["site"] = site_id
+        run.begin()
+        state = dlt.current.source_state()
+        state["site"] = run.settings.site_id or run.settings.base_url or ""
+        state[LAST_LOAD_KEY] = dlt.current.load_package_state()["load_id"]
         yield from ()
 
     return site_marker

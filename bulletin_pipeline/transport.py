@@ -16,7 +16,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, Mapping, Optional
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional
 from urllib.parse import urlsplit
 
 import httpx
@@ -59,7 +59,11 @@ class HttpxAdapter(BaseAdapter):
     pages of `digest_specs` (URL path -> spec) are digested on arrival (in the thread when 0 workers)."""
 
     def __init__(
-        self, http: HttpSettings, digest_specs: Optional[Mapping[str, DigestSpec]] = None, digest_workers: int = 0
+        self,
+        http: HttpSettings,
+        digest_specs: Optional[Mapping[str, DigestSpec]] = None,
+        digest_workers: int = 0,
+        stats: Optional[HttpStats] = None,
     ) -> None:
         super().__init__()
         self.http = http
@@ -68,7 +72,7 @@ class HttpxAdapter(BaseAdapter):
         self._digest_pool: Optional[concurrent.futures.ProcessPoolExecutor] = None
         if digest_workers > 0 and self._digest_specs:
             self._digest_pool = start_workers(digest_workers, set(self._digest_specs.values()))
-        self.stats = HttpStats()
+        self.stats = stats or HttpStats()
         self._client = httpx.Client(
             http2=http.http2,
             verify=verify,
@@ -200,23 +204,40 @@ class HttpxAdapter(BaseAdapter):
 
 
 class WordPressSession(requests.Session):
-    """The session dlt's RESTClient sends through; deep copies (rest_api validates one) share it."""
+    """The session dlt's RESTClient sends through; deep copies (rest_api validates one) share it.
+
+    Its adapter (HTTP pool, threads, digest processes) opens on first use, after `on_open` (the
+    extraction's start), and `close()` ends it until the next use: one source object serves many runs."""
 
     def __init__(
-        self, http: HttpSettings, digest_specs: Optional[Mapping[str, DigestSpec]] = None, digest_workers: int = 0
+        self,
+        http: HttpSettings,
+        digest_specs: Optional[Mapping[str, DigestSpec]] = None,
+        digest_workers: int = 0,
+        on_open: Optional[Callable[[], None]] = None,
     ) -> None:
         super().__init__()
         self.trust_env = False  # httpx reads proxies and CA settings from the environment itself
-        self.adapter = HttpxAdapter(http, digest_specs, digest_workers)
-        self.mount("http://", self.adapter)
-        self.mount("https://", self.adapter)
+        self.http, self.digest_specs, self.digest_workers, self.on_open = http, digest_specs, digest_workers, on_open
+        _verify(http.verify)  # a bad CA bundle fails when the source is made, before any run
+        self.stats = HttpStats()
+        self._adapter: Optional[HttpxAdapter] = None
+        self._opening = threading.Lock()
 
     def __deepcopy__(self, _memo: Dict[int, Any]) -> WordPressSession:
         return self
 
     @property
-    def stats(self) -> HttpStats:
-        return self.adapter.stats
+    def adapter(self) -> HttpxAdapter:
+        if self._adapter is None and self.on_open is not None:
+            self.on_open()  # outside the lock: it may close this session's previous adapter
+        with self._opening:
+            if self._adapter is None:
+                self._adapter = HttpxAdapter(self.http, self.digest_specs, self.digest_workers, self.stats)
+            return self._adapter
+
+    def get_adapter(self, url: str) -> BaseAdapter:
+        return self.adapter
 
     def prefetch(self, request: requests.Request) -> str:
         """Start `request` now (prepared exactly as RESTClient will prepare it); returns its URL."""
@@ -226,7 +247,10 @@ class WordPressSession(requests.Session):
 
     def close(self) -> None:
         super().close()
-        self.adapter.close()
+        with self._opening:
+            if self._adapter is not None:
+                self._adapter.close()
+                self._adapter = None
 
 
 def site_auth(http: HttpSettings) -> Optional[HttpBasicAuth]:

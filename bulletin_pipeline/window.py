@@ -22,6 +22,8 @@ EARLIEST = "1900-01-01T00:00:00"
 # Stateless runs (backfill) need an end_value; dlt treats the end as exclusive.
 FAR_FUTURE = "9999-12-31T23:59:59"
 LEDGER_KEY = "written_versions"
+# Back past any cursor before the year 2800, yet keeps dlt's lagged strings at four-digit years.
+FULL_READ_LAG = 900 * 365 * 86400
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,8 @@ def plan_window(
     if not incremental:
         return WindowPlan(endpoint, "snapshot", None, False, None)
     if settings.full_refresh:
-        # With no cursor yet, the full read also establishes one (else the next run re-reads all).
-        return WindowPlan(endpoint, "full_refresh", None, stored_cursor is None, stored_cursor)
+        # stateful, so the written versions and the cursor move on with the records read
+        return WindowPlan(endpoint, "full_refresh", None, True, stored_cursor)
     if settings.last_modified_date:
         day = parse_date(settings.last_modified_date, "--last-modified-date")
         # "modified on or after D": WordPress's filter is strict, so start one second earlier.
@@ -72,8 +74,9 @@ def incremental_config(plan: WindowPlan, settings: BulletinSettings) -> Optional
     base: Dict[str, Any] = {"cursor_path": "modified", "on_cursor_value_missing": "include", "primary_key": []}
     if plan.mode in ("incremental", "initial"):
         return {**base, "initial_value": settings.default_baseline_datetime, "lag": settings.overlap_seconds}
-    if plan.mode == "full_refresh" and plan.stateful:
-        return {**base, "initial_value": EARLIEST}
+    if plan.mode == "full_refresh":
+        # a lag past any cursor: dlt starts at initial_value whatever the state holds
+        return {**base, "initial_value": EARLIEST, "lag": FULL_READ_LAG}
     if plan.mode == "backfill":
         # end_value makes dlt's incremental stateless: a backfill never moves the stored cursor
         return {**base, "initial_value": plan.start, "end_value": FAR_FUTURE}

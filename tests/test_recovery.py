@@ -24,10 +24,9 @@ import pytest
 from dlt.common.storages import LoadStorage, NormalizeStorage
 
 from bulletin_pipeline.errors import BulletinError
-from bulletin_pipeline.pipeline import make_pipeline, stored_cursor
-from bulletin_pipeline.source import bulletin_source, digest_specs
-from bulletin_pipeline.transport import WordPressSession
-from bulletin_pipeline.window import plan_window
+from bulletin_pipeline.extraction import Extraction
+from bulletin_pipeline.pipeline import make_pipeline
+from bulletin_pipeline.source import bulletin_source
 from tests.simulator import Site
 
 from .conftest import CLOCK, Lake, assert_lake_has
@@ -41,14 +40,14 @@ SLOW_LOAD = {"DATA_WRITER__FILE_MAX_ITEMS": "20", "LOAD__WORKERS": "1", "SOURCES
 def extract_only(lake: Lake, **overrides: Any) -> Any:
     """What a run leaves when it dies right after dlt's extract step: a package on this runner."""
     settings = lake.settings(**overrides)
+    settings.digest_workers = 0
     pipeline = make_pipeline(settings)
     pipeline.sync_destination()
-    plans = {e: plan_window(e, settings, stored_cursor(pipeline, e)) for e in settings.endpoints}
-    session = WordPressSession(settings.http, digest_specs(settings), 0)
+    extraction = Extraction(settings)
     try:
-        pipeline.extract(bulletin_source(settings, plans, session, dt.datetime.now(dt.UTC), {}, {}))
+        pipeline.extract(bulletin_source(extraction=extraction))
     finally:
-        session.close()
+        extraction.end()
     return pipeline
 
 

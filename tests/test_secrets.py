@@ -24,7 +24,8 @@ import pytest
 import yaml
 
 from bulletin_pipeline.demo import ROUTE, DemoHandler, DemoSite, WPError
-from bulletin_pipeline.pipeline import make_pipeline, run_pipeline, stored_site
+from bulletin_pipeline.extraction import source_state_value
+from bulletin_pipeline.pipeline import make_pipeline, run_pipeline
 from bulletin_pipeline.redact import redact_text, redact_url
 from bulletin_pipeline.settings import resolve_settings
 
@@ -193,7 +194,7 @@ def test_a_state_stored_with_credentials_in_the_site_id_is_the_same_site(auth_si
     make_pipeline(settings).run(earlier_version())
     summary = run_pipeline(settings)
     assert summary.loaded == 260
-    assert stored_site(make_pipeline(settings)) == auth_site.base_url(userinfo="")
+    assert source_state_value(make_pipeline(settings), "site") == auth_site.base_url(userinfo="")
 
 
 @pytest.mark.parametrize(

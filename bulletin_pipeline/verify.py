@@ -1,0 +1,536 @@
+"""`verify`: prove the lake from the lake alone (no network), file by file.
+
+Per table: files, rows, partitions; files that cannot be read or end early, whose schema is not
+the contract's or whose load never completed; rows whose `dl_hash` is not the SHA-256 of their
+payload, whose payload is not JSON or names another `id`; versions (`id`, `modified_gmt`) one run
+wrote twice (same `dl_inserted_at`); and the newest `modified` against the cursor stored in the
+lake's state. Memory stays flat: one row group at a time, plus 16 bytes a record for the version index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import logging
+import os
+import posixpath
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .destination import configure_arrow_memory
+from .digest import WP_DATETIME, version_of
+from .envelope import DATA_SCHEMA, REJECTED_SCHEMA, REJECTED_TABLE
+from .errors import BulletinError, ConfigError, DestinationError
+from .lake import LakeFile, LakeRoot, batches, completed_loads, lake_files, open_lake, open_parquet, partitions
+from .lock import LOCK_NAME
+from .pipeline import make_pipeline, restore_state, stored_cursor
+from .redact import redact_log_records, redact_text
+from .settings import BulletinSettings, resolve_settings
+
+FAULT_LINES = 5  # files named when the lake is not clean
+NOT_JSON = object()
+BAD_HASH = "whose dl_hash is not the SHA-256 of the payload"
+NOT_JSON_PAYLOAD = "whose payload is not JSON"
+ID_DIFFERS = "whose payload's id is not the row's id"
+# (files done, files in all, rows read)
+VerifyProgress = Callable[[int, int, int], None]
+
+
+class LakeFaults(BulletinError):
+    """The lake is not clean: the report names the files at fault."""
+
+
+@dataclass
+class Fault:
+    table: str
+    file: Optional[str]  # the file's URL; None for a fault of the whole table (its cursor)
+    problems: List[str]
+
+    def describe(self) -> str:
+        return f"{self.file or self.table}: {'; '.join(self.problems)}"
+
+
+@dataclass
+class TableReport:
+    table: str
+    incremental: bool = False
+    files: int = 0
+    rows: int = 0
+    partitions: int = 0
+    unreadable: int = 0  # files that cannot be read, or end before their row count
+    drift: int = 0  # files whose columns are not the contract's
+    unfinished: int = 0  # files of loads without a `_dlt_loads` entry
+    bad_hash: int = 0  # rows
+    not_json: int = 0  # rows
+    id_differs: int = 0  # rows
+    stored_twice: int = 0  # rows repeating a version their run (dl_inserted_at) already wrote
+    rewritten: int = 0  # versions written again by a later run (--full-refresh, backfills): not a fault
+    newest_modified: Optional[str] = None
+    cursor: Optional[str] = None
+    cursor_fault: Optional[str] = None
+
+    @property
+    def clean(self) -> bool:
+        counts = (self.unreadable, self.drift, self.unfinished, self.bad_hash, self.not_json, self.id_differs)
+        return not any(counts) and not self.stored_twice and self.cursor_fault is None
+
+    def unread(self) -> str:
+        """What of the table could not be read ('' when all could)."""
+        parts = [f"{self.unreadable} file(s) unreadable"] * bool(self.unreadable)
+        return ", ".join(parts + [f"{self.not_json} payload(s) not JSON"] * bool(self.not_json))
+
+    def cursor_note(self) -> Optional[str]:
+        """How the newest `modified` in the lake stands against the stored cursor (None: not incremental)."""
+        if not self.incremental or (self.cursor is None and self.newest_modified is None):
+            return None
+        if self.cursor_fault:
+            return self.cursor_fault
+        if self.unread():
+            return f"stored cursor {self.cursor}: not compared, {self.unread()}"
+        if self.cursor is None:
+            return f"newest modified {self.newest_modified}, no stored cursor (only backfills wrote it)"
+        verdict = (
+            "ok"
+            if self.newest_modified == self.cursor
+            else "newer than the cursor (a backfill or a future-dated record; the next run reads from the cursor)"
+        )
+        return f"newest modified {self.newest_modified}, stored cursor {self.cursor}: {verdict}"
+
+
+@dataclass
+class VerifyReport:
+    lake_url: str
+    tables: List[TableReport]
+    faults: List[Fault] = field(default_factory=list)
+    lock_note: Optional[str] = None
+    seconds: float = 0.0
+
+    @property
+    def clean(self) -> bool:
+        return not self.faults
+
+    @property
+    def rows(self) -> int:
+        return sum(t.rows for t in self.tables)
+
+    def verdict(self) -> str:
+        """'clean', or how many files (and cursors) are at fault, per table."""
+        if self.clean:
+            return "clean"
+        per_table = []
+        for table in [t.table for t in self.tables]:
+            files = sum(f.table == table and f.file is not None for f in self.faults)
+            cursor = any(f.table == table and f.file is None for f in self.faults)
+            if files or cursor:
+                per_table.append(f"{table}: {files} file(s)" + (" and its cursor" if cursor else ""))
+        files = sum(f.file is not None for f in self.faults)
+        return f"not clean, {files} file(s) at fault ({'; '.join(per_table)})"
+
+
+class VersionIndex:
+    """The versions of one table: a 64-bit hash of (`id`, version), the file holding it and the run
+    that wrote it (its `dl_inserted_at`, one per run), 16 bytes a record (3.2 MB for 200,000),
+    grouped once all files are read."""
+
+    def __init__(self) -> None:
+        self._keys: List[pa.Array] = []
+        self._files: List[pa.Array] = []
+        self._runs: List[pa.Array] = []
+        self._run_numbers: Dict[Any, int] = {}
+
+    def runs(self, stamps: Optional[pa.Array], rows: int, fallback: str) -> pa.Array:
+        """A number per row for the run that wrote it: its `dl_inserted_at`, else `fallback` (the file's load)."""
+        if stamps is None:
+            number = self._run_numbers.setdefault(("load", fallback), len(self._run_numbers))
+            return pa.repeat(pa.scalar(number, pa.int32()), rows)
+        distinct = pc.unique(stamps)
+        numbers = [self._run_numbers.setdefault(v, len(self._run_numbers)) for v in distinct.to_pylist()]
+        return pc.take(pa.array(numbers, pa.int32()), pc.index_in(stamps, value_set=distinct))
+
+    def add(self, file_index: int, keys: List[int], runs: pa.Array) -> None:
+        if keys:
+            self._keys.append(pa.array(keys, pa.uint64()))
+            self._files.append(pa.repeat(pa.scalar(file_index, pa.int32()), len(keys)))
+            self._runs.append(runs)
+
+    def repeats(self) -> Repeats:
+        """Versions one run wrote more than once, and versions written by more than one run."""
+        if not self._keys:
+            return Repeats()
+        rows = pa.table(
+            {
+                "key": pa.concat_arrays(self._keys),
+                "file": pa.concat_arrays(self._files),
+                "run": pa.concat_arrays(self._runs),
+            }
+        )
+        per_run = rows.group_by(["key", "run"]).aggregate([("file", "count")])
+        per_key = per_run.group_by("key").aggregate([("run", "count")])
+        found = Repeats(written_again=pc.sum(pc.subtract(per_key["run_count"], 1)).as_py() or 0)
+        repeated = per_run.filter(pc.greater(per_run["file_count"], 1))
+        if repeated.num_rows:
+            found.extra_rows = pc.sum(pc.subtract(repeated["file_count"], 1)).as_py()
+            held = rows.join(repeated.select(["key", "run"]), keys=["key", "run"], join_type="inner")
+            for entry in held.group_by("file").aggregate([("key", "count")]).to_pylist():
+                found.files[entry["file"]] = entry["key_count"]
+        return found
+
+
+@dataclass
+class Repeats:
+    extra_rows: int = 0  # rows beyond the first of a version within its run
+    files: Dict[int, int] = field(default_factory=dict)  # file index -> its rows holding such a version
+    written_again: int = 0  # versions written by more than one run, beyond the first
+
+
+def verify_lake(
+    settings: BulletinSettings, progress: Optional[VerifyProgress] = None, work_dir: Optional[str] = None
+) -> VerifyReport:
+    """Check every file of `settings.endpoints` and `rejected` at `settings.bucket_url`; the state is
+    restored from the lake into a temporary dlt folder (in `work_dir`), never the user's."""
+    started = time.monotonic()
+    configure_arrow_memory()
+    if work_dir:
+        os.makedirs(work_dir, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bulletin-verify-", dir=work_dir or None) as pipelines_dir:
+        local = copy.copy(settings)  # the caller's settings stay as they were
+        local.pipelines_dir = pipelines_dir
+        pipeline = make_pipeline(local)
+        with open_lake(pipeline) as root:
+            try:
+                if not root.fs.isdir(root.dataset_path):  # a typo'd bucket_url must not look like a clean lake
+                    raise ConfigError(f"no lake at {root.url}; check --bucket-url")
+                tables = [*settings.endpoints, REJECTED_TABLE]
+                files = {table: lake_files(root.fs, root.dataset_path, table, root.layout) for table in tables}
+                completed = completed_loads(root.fs, root.dataset_path)
+                lock_note = _lock_note(root)
+            except (OSError, ValueError) as exc:
+                raise DestinationError(f"cannot read the lake at {root.url}: {exc}") from exc
+            restore_state(pipeline)
+            report = VerifyReport(root.url, [], lock_note=lock_note)
+            checker = _Checker(root, completed, sum(len(f) for f in files.values()), progress)
+            for table in tables:
+                incremental = table != REJECTED_TABLE and settings.collection(table).incremental
+                cursor = stored_cursor(pipeline, table) if incremental else None
+                report.tables.append(checker.table(table, files[table], incremental, cursor, report.faults))
+    report.seconds = round(time.monotonic() - started, 3)
+    return report
+
+
+class _Checker:
+    """Reads files one by one, counting into the table's report; faults land in `faults`."""
+
+    def __init__(self, root: LakeRoot, completed: set, total: int, progress: Optional[VerifyProgress]) -> None:
+        self.root = root
+        self.completed = completed
+        self.total = total
+        self.done = 0
+        self.rows = 0
+        self.progress = progress
+
+    def table(
+        self, table: str, files: List[LakeFile], incremental: bool, cursor: Optional[str], faults: List[Fault]
+    ) -> TableReport:
+        report = TableReport(table, incremental, files=len(files), partitions=len(partitions(files)), cursor=cursor)
+        contract = REJECTED_SCHEMA if table == REJECTED_TABLE else DATA_SCHEMA
+        versions = VersionIndex() if table != REJECTED_TABLE else None
+        found: Dict[int, Fault] = {}
+        for index, lake_file in enumerate(files):
+            problems = self.file(lake_file, index, contract, report, versions)
+            if problems:
+                found[index] = Fault(table, self.root.url_of(lake_file.path), problems)
+            self.done += 1
+            if self.progress:
+                self.progress(self.done, self.total, self.rows)
+        if versions is not None:
+            repeats = versions.repeats()
+            report.stored_twice, report.rewritten = repeats.extra_rows, repeats.written_again
+            for index, count in sorted(repeats.files.items()):
+                problem = f"{count:,} row(s) whose version (id, modified_gmt) one run wrote twice (same dl_inserted_at)"
+                fault = found.setdefault(index, Fault(table, self.root.url_of(files[index].path), []))
+                fault.problems.append(problem)
+        faults.extend(found[index] for index in sorted(found))
+        if incremental and not report.unread():  # what cannot be read may hold the newest record
+            report.cursor_fault = _cursor_fault(report)
+            if report.cursor_fault:
+                faults.append(Fault(table, None, [report.cursor_fault]))
+        return report
+
+    def file(
+        self,
+        lake_file: LakeFile,
+        index: int,
+        contract: pa.Schema,
+        report: TableReport,
+        versions: Optional[VersionIndex],
+    ) -> List[str]:
+        problems: List[str] = []
+        if lake_file.load_id not in self.completed:
+            report.unfinished += 1
+            load = f"load {lake_file.load_id}" if lake_file.load_id else "a load the layout does not name"
+            problems.append(f"a file of {load}, which never completed (the next run removes it)")
+        rows = _RowChecks(report, versions, index, lake_file.load_id or lake_file.path)
+        try:
+            with open_parquet(self.root.fs, lake_file.path) as parquet:
+                schema, expected = parquet.schema_arrow, parquet.metadata.num_rows
+                drift = _drift(schema, contract)
+                if drift:
+                    report.drift += 1
+                    problems.append(drift)
+                # a column of another type is drift, and is not read: its rows are not judged on it
+                wanted = ("id", "dl_inserted_at", "payload", "dl_hash")
+                columns = [n for n in wanted if _same_type(schema, contract, n)]
+                for batch in batches(parquet, columns):
+                    rows.check(batch)
+                    self.rows += batch.num_rows
+            if rows.read != expected:
+                raise ValueError(f"{rows.read} of its {expected} rows could be read")
+        except (OSError, ValueError, pa.ArrowException) as exc:  # ArrowInvalid is a ValueError
+            report.unreadable += 1
+            text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            problems.append(f"unreadable or truncated: {text}")
+        report.rows += rows.read
+        return problems + rows.problems()
+
+
+class _RowChecks:
+    """Row checks of one file: hash, JSON, id; its versions into the index, the newest `modified`."""
+
+    def __init__(self, report: TableReport, versions: Optional[VersionIndex], file_index: int, load: str) -> None:
+        self.report = report
+        self.versions = versions
+        self.file_index = file_index
+        self.load = load
+        self.read = 0
+        # problem -> [rows, first row's id]
+        self.found: Dict[str, List[Any]] = {}
+
+    def _note(self, problem: str, row_id: Any) -> None:
+        self.found.setdefault(problem, [0, row_id])[0] += 1
+
+    def check(self, batch: pa.RecordBatch) -> None:
+        names = batch.schema.names
+        ids = batch.column("id").to_pylist() if "id" in names else None
+        payloads = batch.column("payload").to_pylist() if "payload" in names else []
+        hashes = batch.column("dl_hash").to_pylist() if "dl_hash" in names else None
+        keys: List[int] = []
+        keyed: List[int] = []  # the rows of `keys`
+        for row, payload in enumerate(payloads):
+            row_id = ids[row] if ids is not None else None
+            raw = payload.encode("utf-8") if isinstance(payload, str) else b""
+            if hashes is not None and hashlib.sha256(raw).hexdigest() != hashes[row]:
+                self._note(BAD_HASH, row_id)
+            record = _parse(raw)
+            if record is NOT_JSON:
+                self._note(NOT_JSON_PAYLOAD, row_id)
+                continue
+            if ids is not None and _int_id(record) != row_id:
+                self._note(ID_DIFFERS, row_id)
+            if self.versions is not None:
+                version = version_of(record)
+                if version is not None and row_id is not None:
+                    keys.append(_version_key(row_id, version))
+                    keyed.append(row)
+                modified = record.get("modified") if isinstance(record, dict) else None
+                if isinstance(modified, str) and WP_DATETIME.fullmatch(modified):
+                    newest = self.report.newest_modified
+                    self.report.newest_modified = modified if newest is None else max(newest, modified)
+        if self.versions is not None and keys:
+            stamps = batch.column("dl_inserted_at") if "dl_inserted_at" in names else None
+            runs = self.versions.runs(stamps, batch.num_rows, self.load)
+            self.versions.add(self.file_index, keys, pc.take(runs, pa.array(keyed, pa.int32())))
+        self.read += batch.num_rows
+
+    def problems(self) -> List[str]:
+        self.report.bad_hash += self.found.get(BAD_HASH, [0])[0]
+        self.report.not_json += self.found.get(NOT_JSON_PAYLOAD, [0])[0]
+        self.report.id_differs += self.found.get(ID_DIFFERS, [0])[0]
+        return [
+            f"{self.found[what][0]:,} row(s) {what} (first: id {self.found[what][1]})"
+            for what in (BAD_HASH, NOT_JSON_PAYLOAD, ID_DIFFERS)
+            if what in self.found
+        ]
+
+
+def _parse(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        try:
+            return json.loads(raw)  # what orjson refuses and the standard library wrote (NaN)
+        except ValueError:
+            return NOT_JSON
+
+
+def _int_id(record: Any) -> Optional[int]:
+    """The payload's `id` as the row holds it: an int64, else None (a rejected record's)."""
+    value = record.get("id") if isinstance(record, dict) else None
+    return value if type(value) is int and -(2**63) <= value < 2**63 else None
+
+
+def _version_key(record_id: int, version: str) -> int:
+    digest = hashlib.blake2b(f"{record_id}\x1f{version}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def _same_type(schema: pa.Schema, contract: pa.Schema, name: str) -> bool:
+    return name in schema.names and str(schema.field(name).type) == str(contract.field(name).type)
+
+
+def _drift(schema: pa.Schema, contract: pa.Schema) -> Optional[str]:
+    """What differs between a file's columns (names and types, in order) and the contract's."""
+    found = [(f.name, str(f.type)) for f in schema]
+    expected = [(f.name, str(f.type)) for f in contract]
+    if found == expected:
+        return None
+    types = dict(found)
+    missing = [name for name, _ in expected if name not in types]
+    extra = [name for name, _ in found if name not in contract.names]
+    changed = [f"{name} is {types[name]}, not {kind}" for name, kind in expected if types.get(name, kind) != kind]
+    parts = [f"missing {', '.join(missing)}"] * bool(missing) + [f"extra {', '.join(extra)}"] * bool(extra) + changed
+    return f"schema drift: {'; '.join(parts or ['columns in another order'])}"
+
+
+def _cursor_fault(report: TableReport) -> Optional[str]:
+    """The stored cursor may never pass the records the lake holds: else records up to it are missing."""
+    if report.cursor is None:
+        return None
+    if report.newest_modified is None:
+        return f"the stored cursor is {report.cursor} but the lake holds no record of {report.table}"
+    if report.cursor > report.newest_modified:
+        return (
+            f"the stored cursor {report.cursor} is after the newest modified in the lake ({report.newest_modified}): "
+            f"records modified up to the cursor are missing; reload them with --last-modified-date "
+            f"{report.newest_modified[:10]}"
+        )
+    return None
+
+
+def _lock_note(root: LakeRoot) -> Optional[str]:
+    path = posixpath.join(root.dataset_path, LOCK_NAME)
+    if not root.fs.exists(path):
+        return None
+    return (
+        f"a run holds the lake's lock ({root.url_of(path)}): the files of its load show as never completed "
+        "until it ends"
+    )
+
+
+# -- the command line: `verify [--bucket-url ...] [--endpoints ...] [--pipelines-dir ...] [--verbose]` ----------
+
+
+def build_verify_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bulletin_pipeline verify",
+        description="Read every file of the lake (no network) and check it: readable, the contract's columns, "
+        "dl_hash = SHA-256 of the payload, payload JSON with the row's id, no version written twice by one run, "
+        "the stored cursor not past the newest record. Exit 0 when clean, 1 naming the first files at fault.",
+    )
+    parser.add_argument("--bucket-url", help="local folder, file:// or s3://bucket/prefix (default: current folder)")
+    parser.add_argument("--endpoints", help="comma-separated collections (default: pages,media); rejected too")
+    parser.add_argument(
+        "--pipelines-dir", help="where the lake's state is restored, in a temporary folder removed after"
+    )
+    parser.add_argument("--verbose", "-v", action="store_true", help="log details; show tracebacks on errors")
+    return parser
+
+
+def verify_main(argv: Sequence[str]) -> int:
+    args = build_verify_parser().parse_args(argv)
+    redact_log_records()
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = resolve_settings(
+        base_url="http://verify.invalid/",  # verify never talks to the site
+        bucket_url=args.bucket_url,
+        endpoints=args.endpoints.split(",") if args.endpoints is not None else None,
+        pipelines_dir=args.pipelines_dir,
+    )
+    out = Console(width=None if os.isatty(1) else 160)
+    err = Console(stderr=True)
+    with _ProgressView(err) as progress:
+        report = verify_lake(settings, progress, work_dir=settings.pipelines_dir)
+    render_report(report, out)
+    if report.lock_note:
+        err.print(f"note: {redact_text(report.lock_note)}", highlight=False, soft_wrap=True)
+    if report.clean:
+        return 0
+    for fault in report.faults[:FAULT_LINES]:
+        err.print(redact_text(fault.describe()), highlight=False, soft_wrap=True)
+    if len(report.faults) > FAULT_LINES:
+        err.print(f"... and {len(report.faults) - FAULT_LINES} more", highlight=False)
+    raise LakeFaults(f"the lake at {report.lake_url} is {report.verdict()}")
+
+
+def render_report(report: VerifyReport, console: Console) -> None:
+    grid = Table(title=f"verify {redact_text(report.lake_url)}", title_justify="left")
+    columns = ("table", "files", "rows", "partitions", "unreadable", "schema drift", "bad dl_hash", "bad payload")
+    for column in (*columns, "stored twice", "unfinished load"):
+        grid.add_column(column, justify="left" if column == "table" else "right", no_wrap=True)
+    for t in report.tables:
+        counts = (t.files, t.rows, t.partitions, t.unreadable, t.drift, t.bad_hash, t.not_json + t.id_differs)
+        grid.add_row(t.table, *(f"{n:,}" for n in (*counts, t.stored_twice, t.unfinished)))
+    console.print(grid)
+    for t in report.tables:
+        note = t.cursor_note()
+        if note:
+            console.print(f"{t.table}: {note}", highlight=False, soft_wrap=True)
+        if t.rewritten:
+            console.print(
+                f"{t.table}: {t.rewritten:,} version(s) written again by a later run "
+                "(--full-refresh and --last-modified-date write every record they read)",
+                highlight=False,
+            )
+    files = sum(t.files for t in report.tables)
+    console.print(
+        f"read {files:,} files, {report.rows:,} rows in {report.seconds:.1f}s: {report.verdict()}", highlight=False
+    )
+
+
+class _ProgressView:
+    """Files done / total on stderr: a live bar on a terminal, a line every 15 s otherwise."""
+
+    EVERY = 15.0
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.last = time.monotonic()
+        self.bar = Progress(
+            TextColumn("verify"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("files  {task.fields[rows]:>10,} rows"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
+        )
+        self.task = self.bar.add_task("verify", total=None, rows=0)
+
+    def __enter__(self) -> VerifyProgress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.__exit__(*exc)
+
+    def __call__(self, done: int, total: int, rows: int) -> None:
+        if self.console.is_terminal:
+            self.bar.update(self.task, completed=done, total=total, rows=rows)
+        elif time.monotonic() - self.last >= self.EVERY:
+            self.last = time.monotonic()
+            self.console.print(f"verify: {done}/{total} files, {rows:,} rows", highlight=False)
+
+
+__all__: List[str] = ["verify_lake", "verify_main", "VerifyReport", "TableReport", "Fault", "LakeFaults"]
