@@ -89,6 +89,14 @@ def test_assets_load_the_lake_with_metadata_and_the_sensor_launches_only_on_chan
     requests: List[dg.RunRequest] = sensor(dg.build_sensor_context())  # type: ignore[assignment]
     assert [r.asset_selection for r in requests] == [[dg.AssetKey(["bulletin", "catalog", "pages"])]]
 
+    # the sensor's run loads that endpoint alone (a subset of the site's op), then all is quiet again
+    media_cursor = cursor(tmp_path, "catalog", "media")
+    again = dg.materialize(defs.assets, selection=requests[0].asset_selection, resources={"dlt": DagsterDltResource()})  # type: ignore[arg-type]
+    assert sorted(materializations(again)) == ["bulletin/catalog/pages"]
+    assert "Changed" in {json.loads(r["payload"])["title"]["rendered"] for r in lake.rows("pages")}
+    assert cursor(tmp_path, "catalog") == site.local(LATER) and cursor(tmp_path, "catalog", "media") == media_cursor
+    assert isinstance(sensor(dg.build_sensor_context()), dg.SkipReason)
+
 
 def test_three_sites_in_one_run_the_failing_one_fails_alone_and_keeps_its_cursor(tmp_path):
     sites = {name: Site(clock=lambda: CLOCK) for name in ("alpha", "beta", "gamma")}
