@@ -90,7 +90,7 @@ def site_assets(layout: SiteAssets) -> dg.AssetsDefinition:
         dlt_pipeline=pipeline,
         name=f"{layout.group}_load",
         dagster_dlt_translator=BulletinTranslator(layout=layout),
-        pool=f"bulletin_{layout.group}",
+        pool=settings.pipeline_name,  # `dagster instance concurrency set <pool> 1`: one run per site at a time
     )
     def load(context: dg.AssetExecutionContext, dlt: DagsterDltResource) -> Iterator[Any]:
         for result in dlt.run(context=context, loader_file_format="parquet"):
