@@ -11,6 +11,7 @@ from typing import Any, Dict, List
 import dagster as dg
 import dlt
 import pyarrow.parquet as pq
+import pytest
 from dagster_dlt import DagsterDltResource
 
 from bulletin_orchestrators.dagster import bulletin_definitions
@@ -18,6 +19,9 @@ from bulletin_pipeline.pipeline import stored_cursor
 from bulletin_pipeline.sites import load_sites, site_pipeline_name
 from tests.conftest import CLOCK, FAST_HTTP, Lake, assert_lake_has
 from tests.simulator import Fault, SimulatorServer, Site, seed_site
+
+# dagster's own pydantic v1 compatibility layer, on every definition it builds
+pytestmark = pytest.mark.filterwarnings("ignore:The `__fields__` attribute is deprecated")
 
 CONTRACT = ["id", "dl_inserted_at", "payload", "dl_hash"]
 LATER = CLOCK - dt.timedelta(minutes=30)  # before the site's now: a cursor may move there
@@ -57,7 +61,7 @@ def test_assets_load_the_lake_with_metadata_and_the_sensor_launches_only_on_chan
     bad = sorted(site.published_versions("pages"))[3]
     site.edit("pages", bad, at=LATER, menu_order="first")  # rejected by the schema, kept in `rejected`
     defs = bulletin_definitions(sites=load_sites([site_entry("catalog", server, tmp_path)]))
-    assert defs.get_schedule_def("bulletin_daily").cron_schedule == "0 10 * * *"
+    assert defs.resolve_schedule_def("bulletin_daily").cron_schedule == "0 10 * * *"
 
     result = dg.materialize(defs.assets, resources={"dlt": DagsterDltResource()})  # type: ignore[arg-type]
 
@@ -78,7 +82,7 @@ def test_assets_load_the_lake_with_metadata_and_the_sensor_launches_only_on_chan
     assert pages["cursor"] == cursor(tmp_path, "catalog") == newest
     assert [c.name for c in pages["dagster/column_schema"].columns] == CONTRACT
 
-    sensor = defs.get_sensor_def("bulletin_changes")
+    sensor = defs.resolve_sensor_def("bulletin_changes")
     seen = server.controls.stats().requests
     quiet = sensor(dg.build_sensor_context())
     assert isinstance(quiet, dg.SkipReason), quiet
