@@ -12,6 +12,8 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import dagster as dg
 import dlt
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
@@ -95,20 +97,27 @@ def site_assets(layout: SiteAssets) -> dg.AssetsDefinition:
     def load(context: dg.AssetExecutionContext, dlt: DagsterDltResource) -> Iterator[Any]:
         for result in dlt.run(context=context, loader_file_format="parquet"):
             endpoint = result.asset_key.path[-1] if result.asset_key else ""
-            metadata = {**(result.metadata or {}), **load_metadata(pipeline, endpoint)}
+            # dagster-dlt's `jobs` look for a table named after the resource (`pages_envelope`): always empty
+            metadata = {k: v for k, v in (result.metadata or {}).items() if k != "jobs"}
+            metadata.update(load_metadata(pipeline, endpoint))
             yield dg.MaterializeResult(asset_key=result.asset_key, metadata=metadata)
 
     return load
 
 
 def load_metadata(pipeline: dlt.Pipeline, endpoint: str) -> Dict[str, Any]:
-    """Rows written to the endpoint's table, records it rejected, and its cursor after the run."""
+    """Rows written to the endpoint's table, its files, records it rejected, and its cursor after the run."""
     trace = pipeline.last_trace
     rows = trace.last_normalize_info.row_counts if trace and trace.last_normalize_info else {}
     columns = pipeline.default_schema.get_table_columns(endpoint) if endpoint in pipeline.default_schema.tables else {}
+    files = completed_files(pipeline)
+    rejected = [pq.read_table(path, columns=["endpoint"])["endpoint"] for path in files.get(REJECTED_TABLE, [])]
     return {
         "rows_loaded": dg.MetadataValue.int(int(rows.get(endpoint, 0))),
-        "rejected": dg.MetadataValue.int(rejected_count(pipeline, endpoint)),
+        "files": dg.MetadataValue.int(len(files.get(endpoint, []))),
+        "rejected": dg.MetadataValue.int(
+            sum(int(pc.sum(pc.equal(column, endpoint)).as_py() or 0) for column in rejected)
+        ),
         "cursor": dg.MetadataValue.text(stored_cursor(pipeline, endpoint) or "-"),
         "dagster/column_schema": dg.TableSchema(
             columns=[dg.TableColumn(name, str(column.get("data_type", ""))) for name, column in columns.items()]
@@ -116,19 +125,14 @@ def load_metadata(pipeline: dlt.Pipeline, endpoint: str) -> Dict[str, Any]:
     }
 
 
-def rejected_count(pipeline: dlt.Pipeline, endpoint: str) -> int:
-    """Rejected rows of this endpoint in the last load (`rejected` is shared: its `endpoint` column)."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
-
+def completed_files(pipeline: dlt.Pipeline) -> Dict[str, List[str]]:
+    """Table -> the files the last load wrote (the local copies in its load package)."""
     info = pipeline.last_trace.last_load_info if pipeline.last_trace else None
-    total = 0
+    files: Dict[str, List[str]] = {}
     for package in info.load_packages if info else []:
         for job in package.jobs.get("completed_jobs", []):
-            if job.job_file_info.table_name == REJECTED_TABLE:
-                table = pq.read_table(job.file_path, columns=["endpoint"])
-                total += int(pc.sum(pc.equal(table["endpoint"], endpoint)).as_py() or 0)
-    return total
+            files.setdefault(job.job_file_info.table_name, []).append(job.file_path)
+    return files
 
 
 def changes_sensor(layouts: Sequence[SiteAssets], job: Any, interval: int) -> dg.SensorDefinition:
@@ -148,6 +152,7 @@ def changes_sensor(layouts: Sequence[SiteAssets], job: Any, interval: int) -> dg
             if changed:
                 requests.append(
                     dg.RunRequest(
+                        # the same unwritten versions seen again (their run still on its way) launch nothing twice
                         run_key=f"{layout.site.name}: " + "; ".join(f"{r.endpoint} {r.reason}" for r in changed),
                         asset_selection=[layout.key(r.endpoint) for r in changed],
                         tags={"bulletin/site": layout.site.name},

@@ -78,6 +78,7 @@ def test_assets_load_the_lake_with_metadata_and_the_sensor_launches_only_on_chan
     pages, media = metadata["bulletin/catalog/pages"], metadata["bulletin/catalog/media"]
     assert (pages["rows_loaded"], pages["rejected"]) == (len(lake.rows("pages")), 1)
     assert (media["rows_loaded"], media["rejected"]) == (len(lake.rows("media")), 0)
+    assert (pages["files"], media["files"]) == (len(lake.files("pages")), len(lake.files("media")))
     newest = max(json.loads(r["payload"])["modified"] for r in lake.rows("pages"))
     assert pages["cursor"] == cursor(tmp_path, "catalog") == newest
     assert [c.name for c in pages["dagster/column_schema"].columns] == CONTRACT
