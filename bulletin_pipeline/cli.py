@@ -31,6 +31,7 @@ EPILOG = """\
 Subcommands:
   cleanup --retain-days N [--yes]  list partitions older than N days (--yes removes them); see cleanup --help
   verify                           check every file of the lake (no network); see verify --help
+  reconcile [--repair]             compare the lake with the site (--repair loads and tombstones); see reconcile --help
 
 Every option is also a dlt config key under [sources.bulletin] in .dlt/config.toml, or an
 environment variable such as SOURCES__BULLETIN__BASE_URL; flags win.
@@ -63,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="probe each endpoint first; load only those with changes, exit 0 when there are none",
     )
+    parser.add_argument(
+        "--sweep-deletions",
+        action="store_true",
+        default=None,
+        help="after the load, list every id the site serves and write tombstones for those it no longer serves",
+    )
     parser.add_argument("--pipelines-dir", help="dlt's working folder for the pipeline (default: dlt's)")
     parser.add_argument("--site", metavar="NAME", help="run one site of [[sources.bulletin.sites]] (see sites.py)")
     parser.add_argument(
@@ -75,7 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace, **extra: Any) -> BulletinSettings:
-    flags = "base_url bucket_url full_refresh last_modified_date load_date load_time strict if_changed pipelines_dir"
+    flags = (
+        "base_url bucket_url full_refresh last_modified_date load_date load_time strict if_changed "
+        "sweep_deletions pipelines_dir"
+    )
     overrides = {name: getattr(args, name) for name in flags.split()}
     endpoints = args.endpoints.split(",") if args.endpoints is not None else None  # '' is an error
     if args.site:
@@ -136,6 +146,7 @@ def render_summary(summary: RunSummary, console: Console) -> None:
         for endpoint, reason in summary.skipped.items():
             console.print(f"{endpoint}: {reason}", highlight=False)
         console.print(f"nothing {'new ' if summary.resumed else ''}loaded")
+        _render_deletions(summary, console)
         return
     table = Table(title=f"{summary.pipeline_name}: load {summary.load_id or '(nothing new)'}", title_justify="left")
     for column in ("endpoint", "mode", "loaded", "rejected", "files", "cursor before", "cursor after"):
@@ -158,9 +169,15 @@ def render_summary(summary: RunSummary, console: Console) -> None:
         f"({summary.requests} requests, {summary.retries} retries, {versions})"
     )
     console.print(f"data: {redact_url(summary.dataset_path)}/<endpoint>/{summary.partition}/")
+    _render_deletions(summary, console)
     for e in summary.endpoints:
         for example in e.rejected_examples:
             console.print(f"[yellow]rejected[/] {e.endpoint}: {example}", soft_wrap=True)
+
+
+def _render_deletions(summary: RunSummary, console: Console) -> None:
+    for deletion in summary.deletions.values():
+        console.print(deletion.describe(), highlight=False, soft_wrap=True)
 
 
 def build_cleanup_parser() -> argparse.ArgumentParser:
@@ -225,16 +242,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if argv and argv[0] == "cleanup":
         return _guarded(lambda: cleanup_main(argv[1:], Console(width=None if sys.stdout.isatty() else 160)), argv)
     if argv and argv[0] == "verify":
-        from .verify import verify_main
+        from .verify_cli import verify_main
 
         return _guarded(lambda: verify_main(argv[1:]), argv)
-    args = build_parser().parse_args(argv)
+    verbose = "--verbose" in argv or "-v" in argv
     redact_log_records()
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
+        level=logging.INFO if verbose else logging.WARNING,
         # without --verbose only warnings show, each a plain line (retries: what and when)
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s" if args.verbose else "%(message)s",
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose else "%(message)s",
     )
+    if argv and argv[0] == "reconcile":
+        from .reconcile_cli import reconcile_main
+
+        return _guarded(lambda: reconcile_main(argv[1:], Console(width=None if sys.stdout.isatty() else 160)), argv)
+    args = build_parser().parse_args(argv)
     out = Console(width=None if sys.stdout.isatty() else 120)
     err = Console(stderr=True)
 
@@ -249,7 +271,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             render_summary(failure.summary, out)  # what did load, before the one-line error
             raise
         render_summary(summary, out)
-        return 0
+        return 1 if any(d.tombstones is None for d in summary.deletions.values()) else 0
 
     return _guarded(run, argv)
 

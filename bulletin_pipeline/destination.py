@@ -7,13 +7,15 @@ package so every file of it lands in the same `load_date=/load_time=` folder (re
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import posixpath
-from typing import Optional
+from typing import Any, Optional
 
 import dlt
 import pendulum
 from dlt.destinations import filesystem
+from dlt.destinations.impl.filesystem.filesystem import CURRENT_VERSION as STORAGE_VERSION
 
 from .errors import DestinationError, cause_chain, first_line
 from .recovery import package_partition
@@ -133,8 +135,21 @@ def preflight_destination(pipeline: dlt.Pipeline) -> None:
             probe = posixpath.join(folder, "_bulletin_preflight")
             fs.pipe(probe, b"ok")
             fs.rm(probe)
+            if client.config.is_local_filesystem:  # type: ignore[attr-defined]
+                adopt_dataset_folder(client)
     except Exception as exc:  # noqa: BLE001 - rendered as one line for the user
         raise DestinationError(f"cannot write to {bucket}: {describe_storage_error(exc, bucket)}") from exc
+
+
+def adopt_dataset_folder(client: Any) -> None:
+    """dlt creates a dataset folder lacking its `init` marker with a `makedirs` that fails on local disk
+    when the folder exists (the original's `bulletin_raw/`): write the marker dlt would write."""
+    if client.fs_client.isdir(client.dataset_path) and not client.is_storage_initialized():
+        client.fs_client.write_text(
+            client.init_file_path,
+            json.dumps({"initial_version": STORAGE_VERSION, "current_version": STORAGE_VERSION}),
+            encoding="utf-8",
+        )
 
 
 def describe_storage_error(exc: BaseException, bucket: str = "") -> str:

@@ -111,6 +111,11 @@ def warm_up(spec: DigestSpec) -> None:
     page_validator(spec.collection, spec.incremental)
 
 
+def trusted_cursor(modified: Optional[str], modified_gmt: Optional[str], site_now: dt.datetime) -> bool:
+    """Whether `modified` may become the cursor: WordPress's format, saved no later than `site_now`."""
+    return _wp_datetime(modified) is not None and _not_future(modified, modified_gmt, site_now)
+
+
 def _wp_datetime(value: Optional[str]) -> Optional[dt.datetime]:
     if value is None or not WP_DATETIME.fullmatch(value):
         return None

@@ -19,6 +19,7 @@ import dlt
 from dlt.sources.helpers.rest_client.utils import join_url
 
 from . import recovery
+from .continuation import Continuation, lake_continuations
 from .destination import partition_datetime
 from .digest import DigestSpec
 from .envelope import Envelope
@@ -27,6 +28,7 @@ from .lock import LakeLock, lake_lock
 from .redact import without_credentials
 from .settings import BulletinSettings
 from .transport import WordPressSession
+from .window import ledger_horizon
 from .wordpress import OverlappingWindowPaginator, ProgressCallback
 
 SOURCE_NAME = "bulletin"
@@ -66,7 +68,8 @@ class Extraction:
     """What one run of the source holds: its time, its lake lock, its session and its counters.
 
     `lock`: the lake lock a caller already holds (our CLI takes it before restoring state); without
-    it the extraction takes the lock itself and releases it when the run ends."""
+    it the extraction takes the lock itself and releases it when the run ends. `continued`: per
+    endpoint without a cursor, where the caller found the lake continues (None: nothing to continue)."""
 
     def __init__(
         self,
@@ -74,9 +77,11 @@ class Extraction:
         progress: Optional[ProgressCallback] = None,
         lock: Optional[LakeLock] = None,
         now: Optional[dt.datetime] = None,
+        continued: Optional[Dict[str, Optional[Continuation]]] = None,
     ) -> None:
         self.settings = settings
         self.progress = progress
+        self.continued: Dict[str, Optional[Continuation]] = dict(continued or {})
         self.session = WordPressSession(
             settings.http, digest_specs(settings), digest_workers(settings), on_open=self.begin
         )
@@ -108,6 +113,7 @@ class Extraction:
                     check_site(pipeline, self.settings)
                     check_state_is_newest(pipeline)
                     recovery.remove_incomplete_loads(pipeline)
+                    check_lake_is_continued(pipeline, self.settings, self.continued)
                 except BaseException:
                     self._lock.release()
                     self._lock = None
@@ -184,3 +190,32 @@ def check_state_is_newest(pipeline: dlt.Pipeline) -> None:
             "run again (a new run restores the newer state; a dlt pipeline object kept alive needs "
             "`pipeline.sync_destination()` first)"
         )
+
+
+def check_lake_is_continued(
+    pipeline: dlt.Pipeline, settings: BulletinSettings, continued: Dict[str, Optional[Continuation]]
+) -> None:
+    """A collection with no cursor whose partitions the lake already holds (the original's, or ours
+    with the state lost) would be read from the baseline and every version in the lake written again;
+    only a caller that plans the window before dlt binds it (`run_pipeline`) can continue it."""
+    if settings.full_refresh or settings.last_modified_date:
+        return
+    unplanned = [
+        e
+        for e in settings.endpoints
+        if e not in continued and settings.collection(e).incremental and not _has_cursor(pipeline, e)
+    ]
+    for endpoint, found in lake_continuations(pipeline, unplanned, ledger_horizon(settings)).items():
+        if found is not None:
+            raise ConfigError(
+                f"the lake already holds {endpoint} (newest modified {found.cursor}) but this pipeline has no "
+                "cursor for it: run `python bulletin_pipeline/run.py` (or run_pipeline) once, which continues "
+                "the lake from there, or load it again with full_refresh"
+            )
+
+
+def _has_cursor(pipeline: dlt.Pipeline, endpoint: str) -> bool:
+    """Whether dlt's incremental of the endpoint's rest_api resource (named after it) has moved past
+    its initial value (dlt writes that initial value into the state when it binds the resource)."""
+    cursor = source_state_value(pipeline, "resources", endpoint, "incremental", "modified") or {}
+    return cursor.get("last_value") not in (None, cursor.get("initial_value"))

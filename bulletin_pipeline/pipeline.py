@@ -19,6 +19,8 @@ from dlt.common.pipeline import LoadInfo, get_dlt_pipelines_dir
 from dlt.pipeline.exceptions import PipelineStepFailed
 
 from . import recovery, retention
+from .continuation import Continuation, lake_continuations
+from .deletions import SweepResult, sweep_deletions
 from .destination import (
     DATASET_NAME,
     configure_arrow_memory,
@@ -45,7 +47,7 @@ from .probe import probe_endpoint
 from .settings import DEFAULT_PIPELINE_NAME, BulletinSettings
 from .source import api_resource_name, bulletin_source, envelope_resource_name
 from .transport import HttpStats, WordPressSession
-from .window import LEDGER_KEY, WindowPlan, plan_window
+from .window import LEDGER_KEY, WindowPlan, ledger_horizon, plan_window
 from .wordpress import ProgressCallback
 
 PIPELINE_NAME = DEFAULT_PIPELINE_NAME
@@ -70,7 +72,8 @@ class EndpointSummary:
 @dataclass
 class RunSummary:
     """What a run did; `skipped`: unchanged endpoints (--if-changed), `resumed`: an earlier run's
-    load finished first, `removed`: lake files of loads that never completed."""
+    load finished first, `removed`: lake files of loads that never completed, `deletions`: the
+    deletion sweep (--sweep-deletions)."""
 
     pipeline_name: str
     dataset_path: str
@@ -85,6 +88,7 @@ class RunSummary:
     failed: Dict[str, str] = field(default_factory=dict)
     resumed: Optional[recovery.ResumedLoad] = None
     removed: List[str] = field(default_factory=list)
+    deletions: Dict[str, SweepResult] = field(default_factory=dict)
 
     @property
     def rejected(self) -> int:
@@ -134,6 +138,34 @@ def restore_state(pipeline: dlt.Pipeline) -> None:
         ) from exc
 
 
+@dataclass
+class LockedLake:
+    """A pipeline whose lake this process has locked, made ready for a run (`locked_lake`)."""
+
+    pipeline: dlt.Pipeline
+    lock: LakeLock
+    removed: List[str]
+    resumed: Optional[recovery.ResumedLoad]
+
+
+@contextlib.contextmanager
+def locked_lake(settings: BulletinSettings) -> Iterator[LockedLake]:
+    """The pipeline with its lake locked (before the state: a locked-out run writes nothing), files of
+    loads never completed removed, its state restored and checked, a crashed run's package loaded."""
+    pipeline = make_pipeline(settings)
+    preflight_destination(pipeline)
+    lock = lake_lock(pipeline, settings.lock_ttl_seconds)
+    try:
+        removed = recovery.remove_incomplete_loads(pipeline)
+        restore_state(pipeline)
+        check_site(pipeline, settings)
+        with dlt_step(pipeline):
+            resumed = recovery.finish_pending(pipeline)
+        yield LockedLake(pipeline, lock, removed, resumed)
+    finally:
+        lock.release()
+
+
 def run_pipeline(
     settings: BulletinSettings,
     progress: Optional[ProgressCallback] = None,
@@ -149,20 +181,18 @@ def run_pipeline(
     skipped: Dict[str, str] = {}
     failed: Dict[str, WordPressError] = {}
     info: Optional[LoadInfo] = None
+    deletions: Dict[str, SweepResult] = {}
     stats = HttpStats()
-    lock: Optional[LakeLock] = None
-    try:
-        pipeline = make_pipeline(settings)
-        preflight_destination(pipeline)
-        lock = lake_lock(pipeline, settings.lock_ttl_seconds)  # before the state: a locked-out run writes nothing
-        removed = recovery.remove_incomplete_loads(pipeline)
-        restore_state(pipeline)
-        check_site(pipeline, settings)
-        with _dlt_step(pipeline):
-            resumed = recovery.finish_pending(pipeline)
+    with locked_lake(settings) as lake:
+        pipeline = lake.pipeline
+        continued = _continuations(pipeline, settings)
         plans = {
             endpoint: plan_window(
-                endpoint, settings, stored_cursor(pipeline, endpoint), settings.collection(endpoint).incremental
+                endpoint,
+                settings,
+                stored_cursor(pipeline, endpoint),
+                settings.collection(endpoint).incremental,
+                continued.get(endpoint),
             )
             for endpoint in settings.endpoints
         }
@@ -172,9 +202,9 @@ def run_pipeline(
         while to_load:
             run_settings = copy.copy(settings)  # the caller's settings stay as they were
             run_settings.endpoints = list(to_load)
-            extraction = Extraction(run_settings, progress, lock=lock, now=now)
+            extraction = Extraction(run_settings, progress, lock=lake.lock, now=now, continued=continued)
             try:
-                with _dlt_step(pipeline):
+                with dlt_step(pipeline):
                     info = pipeline.run(bulletin_source(extraction=extraction), loader_file_format="parquet")
                 info.raise_on_failed_jobs()
                 break
@@ -187,9 +217,10 @@ def run_pipeline(
             finally:
                 extraction.end()
                 _add_stats(stats, extraction.session.stats)
-    finally:
-        if lock is not None:
-            lock.release()
+        if settings.sweep_deletions and not failed:
+            # after the load, under its lock, in its partition
+            inserted_at = extraction.inserted_at if extraction else (now or dt.datetime.now(dt.UTC))
+            deletions = _sweep_deletions(pipeline, settings, inserted_at, stats)
 
     loaded = [e for e in settings.endpoints if e not in skipped and e not in failed]
     # the endpoints read (or failed); all of them when every one was found unchanged
@@ -199,7 +230,7 @@ def run_pipeline(
         run.partition = partition_datetime(settings, extraction.inserted_at).strftime(PARTITION_FORMAT)
     run.skipped = skipped
     run.failed = {endpoint: str(exc) for endpoint, exc in failed.items()}
-    run.resumed, run.removed = resumed, removed
+    run.resumed, run.removed, run.deletions = lake.resumed, lake.removed, deletions
     if failed:
         if not loaded:
             raise next(iter(failed.values()))
@@ -210,6 +241,16 @@ def run_pipeline(
             f"first: {next(e.rejected_examples[0] for e in run.endpoints if e.rejected_examples)}"
         )
     return run
+
+
+def _continuations(pipeline: dlt.Pipeline, settings: BulletinSettings) -> Dict[str, Optional[Continuation]]:
+    """Where the lake continues, for each incremental endpoint without a stored cursor."""
+    if settings.full_refresh or settings.last_modified_date:
+        return {}
+    without = [
+        e for e in settings.endpoints if settings.collection(e).incremental and stored_cursor(pipeline, e) is None
+    ]
+    return lake_continuations(pipeline, without, ledger_horizon(settings))
 
 
 def _probe(
@@ -237,6 +278,18 @@ def _probe(
         session.close()
         _add_stats(stats, session.stats)
     return unchanged
+
+
+def _sweep_deletions(
+    pipeline: dlt.Pipeline, settings: BulletinSettings, inserted_at: dt.datetime, stats: HttpStats
+) -> Dict[str, SweepResult]:
+    session = WordPressSession(settings.http)
+    try:
+        with dlt_step(pipeline):
+            return sweep_deletions(pipeline, settings, session.adapter, inserted_at)
+    finally:
+        session.close()
+        _add_stats(stats, session.stats)
 
 
 def _add_stats(total: HttpStats, more: HttpStats) -> None:
@@ -322,7 +375,7 @@ def cleanup_partitions(
 
 
 @contextlib.contextmanager
-def _dlt_step(pipeline: dlt.Pipeline) -> Iterator[None]:
+def dlt_step(pipeline: dlt.Pipeline) -> Iterator[None]:
     """dlt's step failures as one-line errors; a load that failed while this process lives leaves
     no partial file in the lake (its jobs are written again by the next run)."""
     try:

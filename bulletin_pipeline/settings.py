@@ -72,6 +72,8 @@ class BulletinSettings(BaseConfiguration):
     full_refresh: bool = False
     if_changed: bool = False
     """Probe each endpoint first; load only those with versions not yet written (see probe.py)."""
+    sweep_deletions: bool = False
+    """After the load, tombstone the ids the site no longer serves (deletions.py)."""
     last_modified_date: Optional[str] = None
     load_date: Optional[str] = None
     load_time: Optional[str] = None

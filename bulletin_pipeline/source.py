@@ -94,6 +94,9 @@ def _envelope_transformer(api_resource: DltResource, endpoint: str, plan: Window
             persistent = dlt.current.resource_state() if plan.stateful else None
             if persistent is not None and plan.mode == "full_refresh":
                 persistent.pop(LEDGER_KEY, None)  # a full refresh writes every version again
+            if persistent is not None and plan.continued is not None:
+                # the versions the lake already holds count as written (continuation.py)
+                persistent.setdefault(LEDGER_KEY, {}).update(plan.continued.versions)
             ledger = WrittenVersions(persistent, ledger_horizon(settings), run_memory(settings), inserted_at)
             wrapper = run.envelopes[endpoint] = Envelope(endpoint, inserted_at, ledger)
         for table in page:  # rest_api yields each API page as a list holding its arrow table
@@ -135,7 +138,10 @@ def bulletin_source(
         extraction = Extraction(resolve_settings(base_url=base_url, endpoints=endpoints, **overrides))
     run: Extraction = extraction
     settings = run.settings
-    plans = {e: plan_window(e, settings, None, settings.collection(e).incremental) for e in settings.endpoints}
+    plans = {
+        e: plan_window(e, settings, None, settings.collection(e).incremental, run.continued.get(e))
+        for e in settings.endpoints
+    }
     config = build_rest_api_config(settings, plans, run.session, run.paginators, run.progress)
     api_resources = {r.name: r for r in rest_api_resources(config)}
     for endpoint in settings.endpoints:

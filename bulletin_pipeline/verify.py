@@ -9,24 +9,19 @@ lake's state. Memory stays flat: one row group at a time, plus 16 bytes a record
 
 from __future__ import annotations
 
-import argparse
 import copy
 import hashlib
 import json
-import logging
 import os
 import posixpath
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from .destination import configure_arrow_memory
 from .digest import WP_DATETIME, version_of
@@ -35,8 +30,8 @@ from .errors import BulletinError, ConfigError, DestinationError
 from .lake import LakeFile, LakeRoot, batches, completed_loads, lake_files, open_lake, open_parquet, partitions
 from .lock import LOCK_NAME
 from .pipeline import make_pipeline, restore_state, stored_cursor
-from .redact import redact_log_records, redact_text
-from .settings import BulletinSettings, resolve_settings
+from .settings import BulletinSettings
+from .version_index import VersionIndex, version_key
 
 FAULT_LINES = 5  # files named when the lake is not clean
 NOT_JSON = object()
@@ -136,62 +131,6 @@ class VerifyReport:
                 per_table.append(f"{table}: {files} file(s)" + (" and its cursor" if cursor else ""))
         files = sum(f.file is not None for f in self.faults)
         return f"not clean, {files} file(s) at fault ({'; '.join(per_table)})"
-
-
-class VersionIndex:
-    """The versions of one table: a 64-bit hash of (`id`, version), the file holding it and the run
-    that wrote it (its `dl_inserted_at`, one per run), 16 bytes a record (3.2 MB for 200,000),
-    grouped once all files are read."""
-
-    def __init__(self) -> None:
-        self._keys: List[pa.Array] = []
-        self._files: List[pa.Array] = []
-        self._runs: List[pa.Array] = []
-        self._run_numbers: Dict[Any, int] = {}
-
-    def runs(self, stamps: Optional[pa.Array], rows: int, fallback: str) -> pa.Array:
-        """A number per row for the run that wrote it: its `dl_inserted_at`, else `fallback` (the file's load)."""
-        if stamps is None:
-            number = self._run_numbers.setdefault(("load", fallback), len(self._run_numbers))
-            return pa.repeat(pa.scalar(number, pa.int32()), rows)
-        distinct = pc.unique(stamps)
-        numbers = [self._run_numbers.setdefault(v, len(self._run_numbers)) for v in distinct.to_pylist()]
-        return pc.take(pa.array(numbers, pa.int32()), pc.index_in(stamps, value_set=distinct))
-
-    def add(self, file_index: int, keys: List[int], runs: pa.Array) -> None:
-        if keys:
-            self._keys.append(pa.array(keys, pa.uint64()))
-            self._files.append(pa.repeat(pa.scalar(file_index, pa.int32()), len(keys)))
-            self._runs.append(runs)
-
-    def repeats(self) -> Repeats:
-        """Versions one run wrote more than once, and versions written by more than one run."""
-        if not self._keys:
-            return Repeats()
-        rows = pa.table(
-            {
-                "key": pa.concat_arrays(self._keys),
-                "file": pa.concat_arrays(self._files),
-                "run": pa.concat_arrays(self._runs),
-            }
-        )
-        per_run = rows.group_by(["key", "run"]).aggregate([("file", "count")])
-        per_key = per_run.group_by("key").aggregate([("run", "count")])
-        found = Repeats(written_again=pc.sum(pc.subtract(per_key["run_count"], 1)).as_py() or 0)
-        repeated = per_run.filter(pc.greater(per_run["file_count"], 1))
-        if repeated.num_rows:
-            found.extra_rows = pc.sum(pc.subtract(repeated["file_count"], 1)).as_py()
-            held = rows.join(repeated.select(["key", "run"]), keys=["key", "run"], join_type="inner")
-            for entry in held.group_by("file").aggregate([("key", "count")]).to_pylist():
-                found.files[entry["file"]] = entry["key_count"]
-        return found
-
-
-@dataclass
-class Repeats:
-    extra_rows: int = 0  # rows beyond the first of a version within its run
-    files: Dict[int, int] = field(default_factory=dict)  # file index -> its rows holding such a version
-    written_again: int = 0  # versions written by more than one run, beyond the first
 
 
 def verify_lake(
@@ -340,7 +279,7 @@ class _RowChecks:
             if self.versions is not None:
                 version = version_of(record)
                 if version is not None and row_id is not None:
-                    keys.append(_version_key(row_id, version))
+                    keys.append(version_key(row_id, version))
                     keyed.append(row)
                 modified = record.get("modified") if isinstance(record, dict) else None
                 if isinstance(modified, str) and WP_DATETIME.fullmatch(modified):
@@ -377,11 +316,6 @@ def _int_id(record: Any) -> Optional[int]:
     """The payload's `id` as the row holds it: an int64, else None (a rejected record's)."""
     value = record.get("id") if isinstance(record, dict) else None
     return value if type(value) is int and -(2**63) <= value < 2**63 else None
-
-
-def _version_key(record_id: int, version: str) -> int:
-    digest = hashlib.blake2b(f"{record_id}\x1f{version}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little")
 
 
 def _same_type(schema: pa.Schema, contract: pa.Schema, name: str) -> bool:
@@ -425,112 +359,3 @@ def _lock_note(root: LakeRoot) -> Optional[str]:
         f"a run holds the lake's lock ({root.url_of(path)}): the files of its load show as never completed "
         "until it ends"
     )
-
-
-# -- the command line: `verify [--bucket-url ...] [--endpoints ...] [--pipelines-dir ...] [--verbose]` ----------
-
-
-def build_verify_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="bulletin_pipeline verify",
-        description="Read every file of the lake (no network) and check it: readable, the contract's columns, "
-        "dl_hash = SHA-256 of the payload, payload JSON with the row's id, no version written twice by one run, "
-        "the stored cursor not past the newest record. Exit 0 when clean, 1 naming the first files at fault.",
-    )
-    parser.add_argument("--bucket-url", help="local folder, file:// or s3://bucket/prefix (default: current folder)")
-    parser.add_argument("--endpoints", help="comma-separated collections (default: pages,media); rejected too")
-    parser.add_argument(
-        "--pipelines-dir", help="where the lake's state is restored, in a temporary folder removed after"
-    )
-    parser.add_argument("--verbose", "-v", action="store_true", help="log details; show tracebacks on errors")
-    return parser
-
-
-def verify_main(argv: Sequence[str]) -> int:
-    args = build_verify_parser().parse_args(argv)
-    redact_log_records()
-    if args.verbose:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = resolve_settings(
-        base_url="http://verify.invalid/",  # verify never talks to the site
-        bucket_url=args.bucket_url,
-        endpoints=args.endpoints.split(",") if args.endpoints is not None else None,
-        pipelines_dir=args.pipelines_dir,
-    )
-    out = Console(width=None if os.isatty(1) else 160)
-    err = Console(stderr=True)
-    with _ProgressView(err) as progress:
-        report = verify_lake(settings, progress, work_dir=settings.pipelines_dir)
-    render_report(report, out)
-    if report.lock_note:
-        err.print(f"note: {redact_text(report.lock_note)}", highlight=False, soft_wrap=True)
-    if report.clean:
-        return 0
-    for fault in report.faults[:FAULT_LINES]:
-        err.print(redact_text(fault.describe()), highlight=False, soft_wrap=True)
-    if len(report.faults) > FAULT_LINES:
-        err.print(f"... and {len(report.faults) - FAULT_LINES} more", highlight=False)
-    raise LakeFaults(f"the lake at {report.lake_url} is {report.verdict()}")
-
-
-def render_report(report: VerifyReport, console: Console) -> None:
-    grid = Table(title=f"verify {redact_text(report.lake_url)}", title_justify="left")
-    columns = ("table", "files", "rows", "partitions", "unreadable", "schema drift", "bad dl_hash", "bad payload")
-    for column in (*columns, "stored twice", "unfinished load"):
-        grid.add_column(column, justify="left" if column == "table" else "right", no_wrap=True)
-    for t in report.tables:
-        counts = (t.files, t.rows, t.partitions, t.unreadable, t.drift, t.bad_hash, t.not_json + t.id_differs)
-        grid.add_row(t.table, *(f"{n:,}" for n in (*counts, t.stored_twice, t.unfinished)))
-    console.print(grid)
-    for t in report.tables:
-        note = t.cursor_note()
-        if note:
-            console.print(f"{t.table}: {note}", highlight=False, soft_wrap=True)
-        if t.rewritten:
-            console.print(
-                f"{t.table}: {t.rewritten:,} version(s) written again by a later run "
-                "(--full-refresh and --last-modified-date write every record they read)",
-                highlight=False,
-            )
-    files = sum(t.files for t in report.tables)
-    console.print(
-        f"read {files:,} files, {report.rows:,} rows in {report.seconds:.1f}s: {report.verdict()}", highlight=False
-    )
-
-
-class _ProgressView:
-    """Files done / total on stderr: a live bar on a terminal, a line every 15 s otherwise."""
-
-    EVERY = 15.0
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self.last = time.monotonic()
-        self.bar = Progress(
-            TextColumn("verify"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("files  {task.fields[rows]:>10,} rows"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-            disable=not console.is_terminal,
-        )
-        self.task = self.bar.add_task("verify", total=None, rows=0)
-
-    def __enter__(self) -> VerifyProgress:
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.bar.__exit__(*exc)
-
-    def __call__(self, done: int, total: int, rows: int) -> None:
-        if self.console.is_terminal:
-            self.bar.update(self.task, completed=done, total=total, rows=rows)
-        elif time.monotonic() - self.last >= self.EVERY:
-            self.last = time.monotonic()
-            self.console.print(f"verify: {done}/{total} files, {rows:,} rows", highlight=False)
-
-
-__all__: List[str] = ["verify_lake", "verify_main", "VerifyReport", "TableReport", "Fault", "LakeFaults"]

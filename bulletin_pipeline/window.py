@@ -15,6 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Dict, MutableMapping, Optional
 
+from .continuation import Continuation
 from .settings import WP_DATETIME_FORMAT, BulletinSettings, parse_date
 
 # Full refresh of a collection that has no cursor yet: a floor below any real `modified`.
@@ -31,16 +32,19 @@ class WindowPlan:
     """What one endpoint asks for in this run, after applying the baseline precedence."""
 
     endpoint: str
-    mode: str  # full_refresh | backfill | incremental | initial | snapshot
+    mode: str  # full_refresh | backfill | incremental | initial | continuation | snapshot
     start: Optional[str]  # sent as modified_after (None: no filter)
     stateful: bool  # does this run move the stored cursor?
     stored_cursor: Optional[str]
+    continued: Optional[Continuation] = None  # the lake's cursor and written versions (continuation.py)
 
     def describe(self) -> str:
         if self.mode == "snapshot":
             return "whole collection (not incremental)"
         if self.start is None:
             return "whole collection"
+        if self.continued is not None:
+            return f"modified after {self.start} (continuing the lake from {self.continued.cursor})"
         return f"modified after {self.start}"
 
 
@@ -49,8 +53,10 @@ def plan_window(
     settings: BulletinSettings,
     stored_cursor: Optional[str],
     incremental: bool = True,
+    continued: Optional[Continuation] = None,
 ) -> WindowPlan:
-    """Baseline precedence: --full-refresh > --last-modified-date > stored cursor > default baseline."""
+    """Baseline precedence: --full-refresh > --last-modified-date > stored cursor > the lake's newest
+    `modified` (`continued`) > default baseline."""
     if not incremental:
         return WindowPlan(endpoint, "snapshot", None, False, None)
     if settings.full_refresh:
@@ -65,6 +71,9 @@ def plan_window(
         # dlt's lag never crosses initial_value; mirror that so the summary shows what is sent
         lagged = max(_lag(stored_cursor, settings.overlap_seconds), settings.default_baseline_datetime)
         return WindowPlan(endpoint, "incremental", lagged, True, stored_cursor)
+    if continued is not None:
+        lagged = max(_lag(continued.cursor, settings.overlap_seconds), settings.default_baseline_datetime)
+        return WindowPlan(endpoint, "continuation", lagged, True, None, continued)
     return WindowPlan(endpoint, "initial", settings.default_baseline_datetime, True, None)
 
 
@@ -74,6 +83,9 @@ def incremental_config(plan: WindowPlan, settings: BulletinSettings) -> Optional
     base: Dict[str, Any] = {"cursor_path": "modified", "on_cursor_value_missing": "include", "primary_key": []}
     if plan.mode in ("incremental", "initial"):
         return {**base, "initial_value": settings.default_baseline_datetime, "lag": settings.overlap_seconds}
+    if plan.mode == "continuation":
+        # no cursor in state: dlt starts at initial_value, the lake's cursor already lagged
+        return {**base, "initial_value": plan.start, "lag": settings.overlap_seconds}
     if plan.mode == "full_refresh":
         # a lag past any cursor: dlt starts at initial_value whatever the state holds
         return {**base, "initial_value": EARLIEST, "lag": FULL_READ_LAG}

@@ -2,8 +2,8 @@
 
 It serves the list routes of `collections` (name -> list of record dicts, which a test may edit
 between runs) as WordPress answers an anonymous list request, for the parameters the pipeline
-sends: `orderby` (date, id or modified), `order`, `per_page` (1..100), `offset`, `modified_after`,
-`_fields`. Where the simulator is well-behaved, knobs make it misbehave:
+sends: `orderby` (date, id or modified), `order`, `per_page` (1..100), `offset` or `page`,
+`modified_after`, `include`, `_fields`. Where the simulator is well-behaved, knobs make it misbehave:
 
 * `total`: "honest" (the matches; 0 for a window past the end, as WordPress), None (X-WP-Total and
   X-WP-TotalPages stripped, as proxies and caching plugins do) or an int sent whatever the
@@ -116,14 +116,17 @@ class HostileServer:
     def _list(self, records: List[Dict[str, Any]], query: Dict[str, str]) -> Tuple[bytes, Headers]:
         try:
             per_page, offset = int(query.get("per_page", "10")), int(query.get("offset", "0"))
+            offset = offset or (int(query.get("page", "1")) - 1) * per_page
+            include = {int(i) for i in query["include"].split(",")} if query.get("include") else None
         except ValueError:
-            raise WPError(400, "rest_invalid_param", "Invalid parameter(s): per_page, offset") from None
+            raise WPError(400, "rest_invalid_param", "Invalid parameter(s): per_page, offset, page, include") from None
         after, orderby = query.get("modified_after"), query.get("orderby", "date")
         if not 1 <= per_page <= 100 or offset < 0 or orderby not in ("date", "id", "modified"):
             raise WPError(400, "rest_invalid_param", "Invalid parameter(s): per_page, offset, orderby")
         if after is not None and not _WP_DATETIME.fullmatch(after):
             raise WPError(400, "rest_invalid_param", "Invalid parameter(s): modified_after")
         rows = [r for r in records if after is None or not isinstance(r.get("modified"), str) or r["modified"] > after]
+        rows = [r for r in rows if include is None or r.get("id") in include]
         rows.sort(key=lambda r: r["id"] if orderby == "id" else str(r.get(orderby)))
         if query.get("order", "desc") == "desc":  # WordPress's default order
             rows.reverse()

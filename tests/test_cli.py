@@ -203,12 +203,12 @@ def test_the_scheduled_workflow_uses_flags_the_cli_has():
     workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "bulletin-daily.yml").read_text())
     triggers = workflow[True] if True in workflow else workflow["on"]  # YAML 1.1 reads `on` as True
     assert triggers["schedule"] == [{"cron": "0 10 * * *"}]
-    assert set(triggers["workflow_dispatch"]["inputs"]) == {"full_refresh", "last_modified_date"}
+    assert set(triggers["workflow_dispatch"]["inputs"]) == {"full_refresh", "last_modified_date", "sweep_deletions"}
     assert workflow["concurrency"]["cancel-in-progress"] is False
     script = "\n".join(step.get("run", "") for step in workflow["jobs"]["load"]["steps"])
     used = set(re.findall(r"(--[a-z-]+)", script.split("run.py")[0] + script))
     known = set(re.findall(r"(--[a-z-]+)", build_parser().format_help()))
-    assert {"--if-changed", "--full-refresh", "--last-modified-date"} <= used
+    assert {"--if-changed", "--full-refresh", "--last-modified-date", "--sweep-deletions"} <= used
     assert used - {"--frozen", "--no-dev"} <= known, used - known
 
 

@@ -34,6 +34,7 @@ from moto.server import ThreadedMotoServer
 from bulletin_pipeline.destination import DATASET_NAME
 from bulletin_pipeline.errors import DestinationError
 from bulletin_pipeline.pipeline import PIPELINE_NAME, cleanup_partitions
+from bulletin_pipeline.reconcile import reconcile
 from tests.simulator import Site, seed_site
 
 from .conftest import CLOCK, Lake, assert_lake_has
@@ -539,3 +540,22 @@ def test_cleanup_on_s3_lists_then_removes_old_partitions_as_a_library_and_from_t
     assert dlt_objects(s3lake) == bookkeeping
     # the lake still resumes from its state after the cleanup
     assert {e.endpoint: e.mode for e in s3lake.run().endpoints}["pages"] == "incremental"
+
+
+def test_deletion_sweep_and_reconcile_repair_on_s3(s3lake: S3Lake, site: Site):
+    s3lake.run()
+    gone = sorted(site.published_versions("pages"))[0]
+    site.delete("pages", gone)
+    summary = s3lake.run(sweep_deletions=True)
+    assert {e: d.tombstones for e, d in summary.deletions.items()} == {"pages": 1, "media": 0}
+    assert [(r["endpoint"], r["id"], r["load_date"]) for r in s3lake.rows("deleted")] == [
+        ("pages", gone, summary.partition.split("/")[0].split("=")[1])
+    ]
+    key = s3lake.parquet_keys("pages")[0]
+    s3lake.moto.client.delete_object(Bucket=s3lake.bucket_name, Key=key)  # the pages of the first run
+    report = reconcile(s3lake.settings())
+    assert not report.in_step and len(report.endpoints[0].missing) == len(site.published_versions("pages"))
+    assert reconcile(s3lake.settings(), repair=True).in_step
+    assert reconcile(s3lake.settings()).in_step
+    assert_lake_has(s3lake, site, "pages")
+    assert len(s3lake.rows("deleted")) == 1

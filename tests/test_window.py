@@ -2,6 +2,7 @@
 
 import pytest
 
+from bulletin_pipeline.continuation import Continuation
 from bulletin_pipeline.errors import ConfigError
 from bulletin_pipeline.settings import resolve_settings
 from bulletin_pipeline.window import WrittenVersions, incremental_config, plan_window, run_memory
@@ -47,6 +48,19 @@ def test_incremental_uses_dlt_lag():
     s = settings()
     config = incremental_config(plan_window("pages", s, "2024-03-10T12:00:00"), s)
     assert config["lag"] == 7200 and config["cursor_path"] == "modified"
+
+
+def test_the_lakes_cursor_comes_after_a_stored_one_and_before_the_baseline():
+    lake = Continuation("2024-03-10T12:00:00", {"7": "2024-03-10T16:00:00"})
+    s = settings()
+    plan = plan_window("pages", s, None, continued=lake)
+    assert (plan.mode, plan.start, plan.stateful) == ("continuation", "2024-03-10T10:00:00", True)
+    assert plan.describe() == "modified after 2024-03-10T10:00:00 (continuing the lake from 2024-03-10T12:00:00)"
+    # dlt has no state for it: the start is its initial value, already lagged
+    assert incremental_config(plan, s)["initial_value"] == "2024-03-10T10:00:00"
+    assert plan_window("pages", s, "2024-05-01T00:00:00", continued=lake).mode == "incremental"
+    assert plan_window("pages", settings(full_refresh=True), None, continued=lake).mode == "full_refresh"
+    assert plan_window("pages", settings(last_modified_date="2024-01-15"), None, continued=lake).mode == "backfill"
 
 
 def test_non_incremental_collection_is_a_snapshot():
