@@ -147,14 +147,14 @@ def changes_sensor(layouts: Sequence[SiteAssets], job: Any, interval: int) -> dg
             except BulletinError as exc:  # one site that cannot be probed must not hide the others
                 context.log.warning(f"{layout.site.name}: {exc}")
                 continue
-            changed = [r for r in results if r.changed]
-            quiet += [f"{layout.site.name}/{r.endpoint}: {r.reason}" for r in results if not r.changed]
+            changed = [endpoint for endpoint, result in results.items() if result.changed]
+            quiet += [f"{layout.site.name}/{e}: {r.reason}" for e, r in results.items() if not r.changed]
             if changed:
                 requests.append(
                     dg.RunRequest(
                         # the same unwritten versions seen again (their run still on its way) launch nothing twice
-                        run_key=f"{layout.site.name}: " + "; ".join(f"{r.endpoint} {r.reason}" for r in changed),
-                        asset_selection=[layout.key(r.endpoint) for r in changed],
+                        run_key=f"{layout.site.name}: " + "; ".join(f"{e} {results[e].reason}" for e in changed),
+                        asset_selection=[layout.key(e) for e in changed],
                         tags={"bulletin/site": layout.site.name},
                     )
                 )

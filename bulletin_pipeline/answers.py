@@ -1,9 +1,5 @@
-"""What a WordPress answer means: its reply read whole, one-line errors, the site's clock.
-
-`check_answer` turns anything that is not a JSON list page (after the retries) into a one-line
-`WordPressError` that names the URL (redacted) and what to do; the rest says when to retry and
-what the site's clock is.
-"""
+"""What a WordPress answer means: one-line errors naming the URL (redacted) and what to do, when to
+retry, and the site's clock."""
 
 from __future__ import annotations
 
@@ -12,11 +8,10 @@ import email.utils
 import json
 import socket
 import time
-from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Optional
 from urllib.parse import urlsplit
 
-import httpx
+import requests
 
 from .errors import WordPressError, WordPressUnreachable, cause_chain
 from .redact import redact_url
@@ -24,25 +19,17 @@ from .redact import redact_url
 MAX_RETRY_AFTER_SECONDS = 120.0
 
 
-@dataclass
-class Reply:
-    """What an HTTP answer said, read whole (nothing of httpx's response object is kept)."""
-
-    status_code: int
-    headers: httpx.Headers
-    content: bytes
-    reason_phrase: str
-    http_version: str
-
-
-def check_answer(url: str, answer: Reply, attempts: int, authenticated: bool = False) -> None:
+def check_answer(url: str, answer: requests.Response, attempts: int, authenticated: bool = False) -> None:
     """Raise a one-line WordPressError for anything that is not a JSON list page."""
     url = redact_url(url)
     content_type = answer.headers.get("content-type", "")
-    body = answer.content.lstrip()
     status = answer.status_code
     if status >= 400:
-        code, message = _wordpress_error(answer.content)
+        try:
+            body = json.loads(answer.content)
+        except ValueError:
+            body = None
+        code = body["code"] if isinstance(body, dict) and isinstance(body.get("code"), str) else None
         if code == "rest_no_route":
             collection = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
             hint = f"the collection {collection!r} does not exist on this site; check endpoints and base_url"
@@ -51,26 +38,24 @@ def check_answer(url: str, answer: Reply, attempts: int, authenticated: bool = F
         elif status in (401, 403):
             hint = "the collection needs authentication: set sources.bulletin.http.username and password"
         elif code:
-            hint = message or "the site rejected the request"
+            hint = str(body.get("message") or "the site rejected the request")
         elif status >= 500 or status == 429:
             hint = f"the server kept failing (after {attempts} attempt(s)); try again later"
         else:
             hint = f"not a WordPress REST error ({content_type or 'no content type'}); is base_url the REST base?"
-        raise WordPressError(
-            f"GET {url} answered HTTP {status}{' ' + code if code else ''}: {hint}", url=url, status=status, code=code
-        )
+        raise WordPressError(f"GET {url} answered HTTP {status}{' ' + code if code else ''}: {hint}", url)
+    body = answer.content.lstrip()
     if not body.startswith(b"["):
         what = "a JSON object" if body.startswith(b"{") else (content_type or "a non-JSON body")
         snippet = body[:40].decode("utf-8", "replace").replace("\n", " ")
         raise WordPressError(
             f"GET {url} answered {what} ({snippet!r}...) instead of a JSON list; base_url must be "
             "the REST base of the site, e.g. https://www.example.edu/wp-json/wp/v2/",
-            url=url,
-            status=status,
+            url,
         )
 
 
-def site_now(reply: Reply) -> dt.datetime:
+def site_now(reply: requests.Response) -> dt.datetime:
     """The site's clock (UTC) by its `Date` header; ours when it has none or one a day off."""
     ours = dt.datetime.now(dt.UTC)
     try:
@@ -80,18 +65,9 @@ def site_now(reply: Reply) -> dt.datetime:
     return theirs if abs(theirs - ours) < dt.timedelta(days=1) else ours
 
 
-def _wordpress_error(content: bytes) -> Tuple[Optional[str], Optional[str]]:
-    try:
-        body = json.loads(content)
-    except ValueError:
-        return None, None
-    if isinstance(body, dict) and isinstance(body.get("code"), str):
-        return body["code"], str(body.get("message") or "")
-    return None, None
-
-
-def retry_after(response: Reply) -> Optional[float]:
-    value = response.headers.get("Retry-After")
+def retry_after(reply: requests.Response) -> Optional[float]:
+    """The seconds `Retry-After` asks for (a number or an HTTP date), capped; None without one."""
+    value = reply.headers.get("Retry-After")
     if not value:
         return None
     try:
@@ -104,7 +80,7 @@ def retry_after(response: Reply) -> Optional[float]:
     return max(0.0, min(seconds, MAX_RETRY_AFTER_SECONDS))
 
 
-def describe(exc: Optional[BaseException]) -> str:
+def describe(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
@@ -117,8 +93,5 @@ def unresolved(exc: BaseException) -> bool:
 def unreachable(url: str, exc: BaseException, attempts: int) -> WordPressUnreachable:
     url = redact_url(url)
     host = urlsplit(url).netloc.rpartition("@")[2]
-    return WordPressUnreachable(
-        f"cannot reach {host}: {describe(exc)} (after {attempts} attempt(s), GET {url}); "
-        "check base_url and that the site is up",
-        url=url,
-    )
+    message = f"cannot reach {host}: {describe(exc)} (after {attempts} attempt(s), GET {url}); "
+    return WordPressUnreachable(message + "check base_url and that the site is up", url)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import tempfile
-from typing import List
+from typing import Dict
 
 from .extraction import check_site
 from .pipeline import make_pipeline, restore_state, stored_cursor, written_versions
@@ -18,8 +18,8 @@ from .transport import WordPressSession
 from .window import plan_window
 
 
-def probe_site(settings: BulletinSettings) -> List[ProbeResult]:
-    """Whether each of `settings.endpoints` has versions the lake does not hold yet."""
+def probe_site(settings: BulletinSettings) -> Dict[str, ProbeResult]:
+    """Endpoint -> whether it has versions the lake does not hold yet, for each of `settings.endpoints`."""
     with tempfile.TemporaryDirectory(prefix="bulletin-probe-") as folder:
         probing = copy.copy(settings)
         probing.pipelines_dir = folder
@@ -28,8 +28,8 @@ def probe_site(settings: BulletinSettings) -> List[ProbeResult]:
         check_site(pipeline, settings)
         session = WordPressSession(settings.http)
         try:
-            return [
-                probe_endpoint(
+            return {
+                endpoint: probe_endpoint(
                     session.adapter,
                     settings,
                     endpoint,
@@ -39,6 +39,6 @@ def probe_site(settings: BulletinSettings) -> List[ProbeResult]:
                     written_versions(pipeline, endpoint),
                 )
                 for endpoint in settings.endpoints
-            ]
+            }
         finally:
             session.close()

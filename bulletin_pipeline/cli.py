@@ -1,9 +1,5 @@
-"""Command line: flags -> settings -> run -> summary. One-line errors, exit codes, progress.
-
-Exit codes: 0 ok, 1 the site or the destination failed, 2 bad configuration or input,
-3 --strict and some records were rejected (they were still written to `rejected`), 130 / 143
-interrupted by SIGINT / SIGTERM.
-"""
+"""Command line: flags -> settings -> run -> summary. Exit codes: 0 ok, 1 the site or the destination
+failed, 2 bad configuration or input, 3 --strict and records were rejected, 130 / 143 SIGINT / SIGTERM."""
 
 from __future__ import annotations
 
@@ -15,14 +11,14 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Dict, List, NoReturn, Optional, Sequence
+from typing import Any, Callable, Dict, NoReturn, Optional, Sequence
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .errors import BulletinError, EndpointsFailed, Interrupted
-from .pipeline import PIPELINE_NAME, RunSummary, run_pipeline
+from .pipeline import RunSummary, run_pipeline
 from .redact import redact_log_records, redact_text, redact_url
 from .settings import BulletinSettings, resolve_settings
 from .sites import find_site
@@ -37,6 +33,7 @@ Every option is also a dlt config key under [sources.bulletin] in .dlt/config.to
 environment variable such as SOURCES__BULLETIN__BASE_URL; flags win.
 Inspect the last run with: uv run dlt pipeline bulletin_pipeline info | trace
 """
+LOG_EVERY = 15.0  # seconds between progress lines when stderr is not a terminal
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,95 +43,58 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--base-url", help="REST base of the site, e.g. https://www.example.edu/wp-json/wp/v2/")
-    parser.add_argument("--bucket-url", help="local folder, file:// or s3://bucket/prefix (default: current folder)")
-    parser.add_argument("--endpoints", help="comma-separated collections (default: pages,media)")
-    parser.add_argument(
-        "--full-refresh", action="store_true", default=None, help="read every record, ignoring the stored cursor"
-    )
-    parser.add_argument(
-        "--last-modified-date", metavar="YYYY-MM-DD", help="backfill records modified on or after this date"
-    )
-    parser.add_argument("--load-date", metavar="YYYY-MM-DD", help="override the load_date= partition value")
-    parser.add_argument("--load-time", metavar="HH:MM:SS", help="override the load_time= partition value")
-    parser.add_argument("--strict", action="store_true", default=None, help="exit 3 when any record fails validation")
-    parser.add_argument(
-        "--if-changed",
-        action="store_true",
-        default=None,
-        help="probe each endpoint first; load only those with changes, exit 0 when there are none",
-    )
-    parser.add_argument(
-        "--sweep-deletions",
-        action="store_true",
-        default=None,
-        help="after the load, list every id the site serves and write tombstones for those it no longer serves",
-    )
-    parser.add_argument("--pipelines-dir", help="dlt's working folder for the pipeline (default: dlt's)")
-    parser.add_argument("--site", metavar="NAME", help="run one site of [[sources.bulletin.sites]] (see sites.py)")
-    parser.add_argument(
-        "--demo",
-        action="store_true",
-        help="start the bundled WordPress simulator on loopback and load it to the local folder",
-    )
-    parser.add_argument("--verbose", "-v", action="store_true", help="log details; show tracebacks on errors")
+    add = parser.add_argument
+    add("--base-url", help="REST base of the site, e.g. https://www.example.edu/wp-json/wp/v2/")
+    add("--bucket-url", help="local folder, file:// or s3://bucket/prefix (default: current folder)")
+    add("--endpoints", help="comma-separated collections (default: pages,media)")
+    add("--full-refresh", action="store_true", default=None, help="read every record, ignoring the stored cursor")
+    add("--last-modified-date", metavar="YYYY-MM-DD", help="backfill records modified on or after this date")
+    add("--load-date", metavar="YYYY-MM-DD", help="override the load_date= partition value")
+    add("--load-time", metavar="HH:MM:SS", help="override the load_time= partition value")
+    add("--strict", action="store_true", default=None, help="exit 3 when any record fails validation")
+    add("--if-changed", action="store_true", default=None, help="load only endpoints a probe finds changed")
+    add("--sweep-deletions", action="store_true", default=None, help="tombstone the ids the site no longer serves")
+    add("--pipelines-dir", help="dlt's working folder for the pipeline (default: dlt's)")
+    add("--site", metavar="NAME", help="run one site of sources.bulletin.sites (its own pipeline and lake)")
+    add("--demo", action="store_true", help="load the bundled demo site (on loopback) into the local folder")
+    add("--verbose", "-v", action="store_true", help="log details; show tracebacks on errors")
     return parser
 
 
 def settings_from_args(args: argparse.Namespace, **extra: Any) -> BulletinSettings:
-    flags = (
-        "base_url bucket_url full_refresh last_modified_date load_date load_time strict if_changed "
-        "sweep_deletions pipelines_dir"
-    )
-    overrides = {name: getattr(args, name) for name in flags.split()}
+    # the other flags override the setting of the same name (None: not given, the configured value stays)
+    overrides = {
+        name: value for name, value in vars(args).items() if name not in ("endpoints", "demo", "verbose", "site")
+    }
     endpoints = args.endpoints.split(",") if args.endpoints is not None else None  # '' is an error
     if args.site:
         return find_site(args.site).settings(**{**overrides, "endpoints": endpoints, **extra})
     return resolve_settings(**{**overrides, "endpoints": endpoints, **extra})
 
 
-class ProgressView:
-    """Windows read per endpoint on stderr: a live bar on a terminal, a periodic line otherwise."""
-
-    LOG_EVERY = 15.0
+class ProgressView(Progress):
+    """Windows read per endpoint on stderr: a live bar on a terminal, a line every LOG_EVERY s otherwise."""
 
     def __init__(self, console: Console) -> None:
-        self._console = console
+        columns = (TextColumn("[bold]{task.description:>10}"), BarColumn(), MofNCompleteColumn())
+        pages = TextColumn("pages  {task.fields[records]:>8} records")
+        super().__init__(
+            *columns, pages, TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal
+        )
+        self._endpoint_tasks: Dict[str, TaskID] = {}
         self._last_line: Dict[str, float] = {}
         self._started = time.monotonic()  # short runs print no progress lines at all
-        self._progress = Progress(
-            TextColumn("[bold]{task.description:>10}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("pages  {task.fields[records]:>8} records"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-            disable=not console.is_terminal,
-        )
-        self._tasks: Dict[str, Any] = {}
-        self._lock = threading.Lock()
-
-    def __enter__(self) -> ProgressView:
-        self._progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._progress.__exit__(*exc)
 
     def __call__(self, endpoint: str, done: int, planned: int, records: int) -> None:
-        if not self._console.is_terminal:
-            # logs of schedulers get a line every LOG_EVERY seconds instead of a bar
-            now = time.monotonic()
-            if now - self._last_line.get(endpoint, self._started) >= self.LOG_EVERY:
-                self._last_line[endpoint] = now
-                self._console.print(f"{endpoint}: {done}/{planned} windows, {records} records read", highlight=False)
+        if not self.disable:
+            if endpoint not in self._endpoint_tasks:
+                self._endpoint_tasks[endpoint] = self.add_task(endpoint, total=planned, records=0)
+            self.update(self._endpoint_tasks[endpoint], completed=done, total=planned, records=records)
             return
-        with self._lock:
-            task = self._tasks.get(endpoint)
-            if task is None:
-                task = self._tasks[endpoint] = self._progress.add_task(endpoint, total=planned, records=0)
-            self._progress.update(task, completed=done, total=planned, records=records)
+        now = time.monotonic()
+        if now - self._last_line.get(endpoint, self._started) >= LOG_EVERY:
+            self._last_line[endpoint] = now
+            self.console.print(f"{endpoint}: {done}/{planned} windows, {records} records read", highlight=False)
 
 
 def render_summary(summary: RunSummary, console: Console) -> None:
@@ -150,8 +110,7 @@ def render_summary(summary: RunSummary, console: Console) -> None:
         return
     table = Table(title=f"{summary.pipeline_name}: load {summary.load_id or '(nothing new)'}", title_justify="left")
     for column in ("endpoint", "mode", "loaded", "rejected", "files", "cursor before", "cursor after"):
-        numeric = column in ("loaded", "rejected", "files")
-        table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
+        table.add_column(column, justify="right" if column in ("loaded", "rejected", "files") else "left", no_wrap=True)
     for e in summary.endpoints:
         counts = (str(e.loaded), str(e.rejected), str(e.files))
         table.add_row(e.endpoint, e.mode, *counts, e.cursor_before or "-", e.cursor_after or "-")
@@ -180,7 +139,9 @@ def _render_deletions(summary: RunSummary, console: Console) -> None:
         console.print(deletion.describe(), highlight=False, soft_wrap=True)
 
 
-def build_cleanup_parser() -> argparse.ArgumentParser:
+def cleanup_main(argv: Sequence[str], out: Console) -> int:
+    from .retention import cleanup_partitions
+
     parser = argparse.ArgumentParser(
         prog="bulletin_pipeline cleanup",
         description="List partitions whose load_date is older than N days; remove them with --yes. "
@@ -192,13 +153,7 @@ def build_cleanup_parser() -> argparse.ArgumentParser:
     parser.add_argument("--endpoints", help="comma-separated collections (default: pages,media)")
     parser.add_argument("--pipelines-dir", help="dlt's working folder for the pipeline")
     parser.add_argument("--verbose", "-v", action="store_true")
-    return parser
-
-
-def cleanup_main(argv: Sequence[str], out: Console) -> int:
-    from .pipeline import cleanup_partitions
-
-    args = build_cleanup_parser().parse_args(argv)
+    args = parser.parse_args(argv)
     settings = resolve_settings(
         base_url="http://cleanup.invalid/",  # cleanup never talks to the site
         bucket_url=args.bucket_url,
@@ -214,8 +169,7 @@ def cleanup_main(argv: Sequence[str], out: Console) -> int:
 
 
 def run_demo(args: argparse.Namespace, out: Console, err: Console) -> int:
-    """`--demo`: the main job against the bundled demo site on loopback, its state marked as the
-    demo's (`extraction.check_site`)."""
+    """`--demo`: the main job against the demo site on loopback, its state marked as the demo's."""
     from .demo import DEMO_SITE_ID, DemoServer
 
     with DemoServer() as server:
@@ -247,11 +201,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _guarded(lambda: verify_main(argv[1:]), argv)
     verbose = "--verbose" in argv or "-v" in argv
     redact_log_records()
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        # without --verbose only warnings show, each a plain line (retries: what and when)
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose else "%(message)s",
-    )
+    # without --verbose only warnings show, each a plain line (retries: what and when)
+    level = logging.INFO if verbose else logging.WARNING
+    line = "%(asctime)s %(levelname)s %(name)s: %(message)s" if verbose else "%(message)s"
+    logging.basicConfig(level=level, format=line)
+    # ours on a handler of their own: dlt imports Airflow, when installed, with stderr redirected, and
+    # Airflow then points the root logger at that discarded stream
+    ours = logging.StreamHandler()
+    ours.setFormatter(logging.Formatter(line))
+    for name in ("bulletin_pipeline", "httpx"):
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        logger.addHandler(ours)
+        logger.propagate = False
     if argv and argv[0] == "reconcile":
         from .reconcile_cli import reconcile_main
 
@@ -263,10 +225,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     def run() -> int:
         if args.demo:
             return run_demo(args, out, err)
-        settings = settings_from_args(args)
         try:
             with ProgressView(err) as progress:
-                summary = run_pipeline(settings, progress=progress)
+                summary = run_pipeline(settings_from_args(args), progress=progress)
         except EndpointsFailed as failure:
             render_summary(failure.summary, out)  # what did load, before the one-line error
             raise
@@ -277,14 +238,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def main_and_exit() -> NoReturn:
-    """The command's entry point: `main()`, then exit without the interpreter's repeated garbage
-    collections over everything still alive at teardown (frozen: nothing left needs collecting)."""
+    """`main()`, then exit without the interpreter's garbage collections over what is still alive."""
     code = main()
     gc.freeze()
     sys.exit(code)
 
 
-def _guarded(run: Any, argv: Sequence[str]) -> int:
+def _guarded(run: Callable[[], int], argv: Sequence[str]) -> int:
     """Errors as one line and an exit code; the traceback only with --verbose. Both redacted."""
     verbose = "--verbose" in argv or "-v" in argv
     if not verbose:
@@ -299,13 +259,9 @@ def _guarded(run: Any, argv: Sequence[str]) -> int:
         return int(run())
     except KeyboardInterrupt as exc:
         # Ctrl-C, our SIGTERM handler, or dlt's own handler during normalize and load
-        code = getattr(exc, "signal_code", signal.SIGINT)
-        sig = signal.SIGTERM if code == signal.SIGTERM else signal.SIGINT
-        err.print(
-            f"interrupted ({sig.name}): nothing after the last committed load was written; run again to resume",
-            highlight=False,
-            soft_wrap=True,
-        )
+        sig = signal.SIGTERM if getattr(exc, "signal_code", None) == signal.SIGTERM else signal.SIGINT
+        message = f"interrupted ({sig.name}): nothing after the last committed load was written; run again to resume"
+        err.print(message, highlight=False, soft_wrap=True)
         return 128 + sig
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if verbose:
@@ -320,6 +276,3 @@ def _guarded(run: Any, argv: Sequence[str]) -> int:
 
 def _terminate(signum: int, _frame: Any) -> None:
     raise Interrupted(signum)
-
-
-__all__: List[str] = ["main", "build_parser", "PIPELINE_NAME"]

@@ -1,8 +1,5 @@
-"""dlt's filesystem destination, set up for the lake: bucket, layout, partition time, compression.
-
-The lake is `{bucket_url}/{dataset_name}/`; the partition time is one per run, pinned in its load
-package so every file of it lands in the same `load_date=/load_time=` folder (recovery.py).
-"""
+"""dlt's filesystem destination, set up for the lake (`{bucket_url}/{dataset_name}/`): layout, the
+run's partition time (pinned in its load package, recovery.py), compression, storage errors."""
 
 from __future__ import annotations
 
@@ -10,7 +7,7 @@ import datetime as dt
 import json
 import os
 import posixpath
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import dlt
 import pendulum
@@ -36,34 +33,12 @@ def partition_datetime(settings: BulletinSettings, now: dt.datetime) -> pendulum
     return pendulum.instance(moment.replace(microsecond=0), tz="UTC")
 
 
-def normalized_bucket_url(bucket_url: str) -> str:
-    """Local folders become absolute: dlt keys restored state on the destination's location."""
-    if "://" in bucket_url:
-        return bucket_url
-    return os.path.abspath(bucket_url)
-
-
-# Where each kind of store takes its credentials from, by bucket_url scheme.
-_CREDENTIALS = {
-    "s3": "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-    "(or DESTINATION__FILESYSTEM__CREDENTIALS__AWS_ACCESS_KEY_ID / __AWS_SECRET_ACCESS_KEY)",
-    "gs": "GOOGLE_APPLICATION_CREDENTIALS "
-    "(or DESTINATION__FILESYSTEM__CREDENTIALS__PROJECT_ID / __CLIENT_EMAIL / __PRIVATE_KEY)",
-    "az": "DESTINATION__FILESYSTEM__CREDENTIALS__AZURE_STORAGE_ACCOUNT_NAME / __AZURE_STORAGE_ACCOUNT_KEY",
-}
-_SCHEMES = {"s3a": "s3", "gcs": "gs", "abfs": "az", "abfss": "az", "adl": "az"}
-
-
-def credentials_hint(bucket_url: str) -> str:
-    """Which settings hold the credentials of the store `bucket_url` names."""
-    scheme = bucket_url.split("://", 1)[0].lower() if "://" in bucket_url else "file"
-    return _CREDENTIALS.get(_SCHEMES.get(scheme, scheme), "DESTINATION__FILESYSTEM__CREDENTIALS__*")
-
-
-def make_destination(settings: BulletinSettings, bucket_url: Optional[str] = None) -> filesystem:
-    assert settings.bucket_url is not None
+def make_destination(settings: BulletinSettings) -> filesystem:
+    bucket_url = settings.bucket_url
+    assert bucket_url is not None  # resolve_settings always sets one
     return filesystem(
-        bucket_url=normalized_bucket_url(bucket_url or settings.bucket_url),
+        # local folders become absolute: dlt keys restored state on the destination's location
+        bucket_url=bucket_url if "://" in bucket_url else os.path.abspath(bucket_url),
         layout=settings.layout,
         current_datetime=package_partition,
     )
@@ -99,17 +74,12 @@ def _configured(key: str) -> Optional[str]:
 
 def configure_parquet(settings: BulletinSettings) -> None:
     """Parquet writer options go through dlt's config (the arrow path writes during extract)."""
-    for section in (
-        "NORMALIZE__DATA_WRITER__COMPRESSION",
-        "EXTRACT__DATA_WRITER__COMPRESSION",
-        "DATA_WRITER__COMPRESSION",
-    ):
-        os.environ.setdefault(section, settings.compression)
+    for step in ("NORMALIZE__", "EXTRACT__", ""):
+        os.environ.setdefault(f"{step}DATA_WRITER__COMPRESSION", settings.compression)
 
 
 def configure_arrow_memory() -> None:
-    """Arrow buffers from jemalloc (which returns freed memory to the system), unless
-    ARROW_DEFAULT_MEMORY_POOL says otherwise."""
+    """Arrow buffers from jemalloc (it returns freed memory to the system) unless ARROW_DEFAULT_MEMORY_POOL is set."""
     if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
         return
     import pyarrow as pa
@@ -152,31 +122,38 @@ def adopt_dataset_folder(client: Any) -> None:
         )
 
 
+# Where each kind of store takes its credentials from, by bucket_url scheme.
+CREDENTIALS = {
+    "s3": "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+    "(or DESTINATION__FILESYSTEM__CREDENTIALS__AWS_ACCESS_KEY_ID / __AWS_SECRET_ACCESS_KEY)",
+    "gs": "GOOGLE_APPLICATION_CREDENTIALS "
+    "(or DESTINATION__FILESYSTEM__CREDENTIALS__PROJECT_ID / __CLIENT_EMAIL / __PRIVATE_KEY)",
+    "az": "DESTINATION__FILESYSTEM__CREDENTIALS__AZURE_STORAGE_ACCOUNT_NAME / __AZURE_STORAGE_ACCOUNT_KEY",
+}
+SCHEMES = {"s3a": "s3", "gcs": "gs", "abfs": "az", "abfss": "az", "adl": "az"}
+
+
 def describe_storage_error(exc: BaseException, bucket: str = "") -> str:
     """One line for a storage error, with the credential hints of the bucket's kind of store."""
     text = first_line(exc)
-    lowered = f"{_error_codes(exc)} {text}".lower()
-    where = credentials_hint(bucket)
+    lowered = f"{' '.join(_error_codes(exc))} {text}".lower()
+    scheme = bucket.split("://", 1)[0].lower() if "://" in bucket else "file"
+    where = CREDENTIALS.get(SCHEMES.get(scheme, scheme), "DESTINATION__FILESYSTEM__CREDENTIALS__*")
     if "nosuchbucket" in lowered or "bucket does not exist" in lowered or "specified bucket" in lowered:
         return f"the bucket does not exist ({text}); create it or fix bucket_url"
     if any(k in lowered for k in ("invalidaccesskeyid", "signaturedoesnotmatch", "accessdenied", "forbidden", "403")):
         return f"the credentials were rejected ({text}); check {where}"
-    if (
-        "nocredentials" in lowered
-        or "unable to locate credentials" in lowered
-        or ("configfieldmissingexception" in lowered and "credentials" in lowered)
-    ):
+    missing = ("nocredentials", "unable to locate credentials")
+    if any(k in lowered for k in missing) or ("configfieldmissingexception" in lowered and "credentials" in lowered):
         return f"no credentials found; set {where}"
     return text
 
 
-def _error_codes(exc: BaseException) -> str:
+def _error_codes(exc: BaseException) -> Iterator[str]:
     """Exception type names and S3 error codes along the cause chain: s3fs raises a PermissionError
     or FileNotFoundError with only the message, the ClientError (and its code) as its cause."""
-    names = []
     for current in cause_chain(exc):
-        names.append(type(current).__name__)
+        yield type(current).__name__
         response = getattr(current, "response", None)
         if isinstance(response, dict):
-            names.append(str(response.get("Error", {}).get("Code", "")))
-    return " ".join(names)
+            yield str(response.get("Error", {}).get("Code", ""))

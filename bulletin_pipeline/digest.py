@@ -1,9 +1,5 @@
-"""One API page (a JSON list of records) -> the columns the lake needs, in one pass.
-
-`digest_page` parses, validates, serialises (payload) and hashes a page without dlt or pyarrow, so
-it runs cheaply in worker processes; `page_table` makes the arrow table rest_api yields. `modified`
-(the cursor dlt may move to) holds only trusted values: WordPress's format, not after the site's now.
-"""
+"""One API page -> the columns the lake needs, in one pass, without dlt or pyarrow (cheap in worker
+processes); `modified`, the cursor dlt may move to, holds only WordPress-format values not after the site's now."""
 
 from __future__ import annotations
 
@@ -53,25 +49,23 @@ def digest_page(body: bytes, spec: DigestSpec, site_now: dt.datetime) -> PageCol
     if not isinstance(records, list):
         raise ValueError(f"a JSON {type(records).__name__}, not a list")
     errors = validation_errors(page_validator(spec.collection, spec.incremental), records)
-    modified = [_str_field(record, "modified") for record in records]
-    gmt = [_str_field(record, "modified_gmt") for record in records]
-    if spec.incremental:
-        for index, value in enumerate(modified):
-            if _wp_datetime(value) is None:
-                served = records[index].get("modified") if isinstance(records[index], dict) else None
-                problem = f"modified: {served!r} is not a WordPress datetime (YYYY-MM-DDTHH:MM:SS)"
-                errors[index] = f"{errors[index]}; {problem}" if index in errors else problem
+    trusted: List[Optional[str]] = [None] * len(records)
+    for index, record in enumerate(records if spec.incremental else []):
+        modified = _str_field(record, "modified")
+        if _wp_datetime(modified) is None:
+            served = record.get("modified") if isinstance(record, dict) else None
+            problem = f"modified: {served!r} is not a WordPress datetime (YYYY-MM-DDTHH:MM:SS)"
+            errors.setdefault(index, []).append(problem)
+        elif index not in errors and _not_future(modified, _str_field(record, "modified_gmt"), site_now):
+            trusted[index] = modified
     payloads = [serialize(record) for record in records]
     return PageColumns(
         ids=[_int_field(record, "id") for record in records],
-        modified=[
-            value if spec.incremental and index not in errors and _not_future(value, gmt[index], site_now) else None
-            for index, value in enumerate(modified)
-        ],
+        modified=trusted,
         versions=[version_of(record) for record in records],
         payloads=payloads,
         hashes=[hashlib.sha256(payload).hexdigest() for payload in payloads],
-        errors=[errors.get(index) for index in range(len(records))],
+        errors=["; ".join(errors[index]) if index in errors else None for index in range(len(records))],
     )
 
 
@@ -91,19 +85,18 @@ def serialize(record: Any) -> bytes:
         return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def validation_errors(validator: TypeAdapter[List[Any]], records: List[Any]) -> Dict[int, str]:
-    """index -> one-line error, validating the whole page in one pydantic call."""
+def validation_errors(validator: TypeAdapter[List[Any]], records: List[Any]) -> Dict[int, List[str]]:
+    """index -> the record's errors, validating the whole page in one pydantic call."""
+    errors: Dict[int, List[str]] = {}
     try:
         validator.validate_python(records)
-        return {}
     except ValidationError as exc:
-        errors: Dict[int, List[str]] = {}
         for error in exc.errors(include_url=False, include_input=False):
             loc = error["loc"]
             index = loc[0] if loc and isinstance(loc[0], int) else 0
             where = ".".join(str(part) for part in loc[1:]) or "record"
             errors.setdefault(index, []).append(f"{where}: {error['msg']}")
-        return {index: "; ".join(messages) for index, messages in errors.items()}
+    return errors
 
 
 def warm_up(spec: DigestSpec) -> None:
@@ -117,10 +110,9 @@ def trusted_cursor(modified: Optional[str], modified_gmt: Optional[str], site_no
 
 
 def _wp_datetime(value: Optional[str]) -> Optional[dt.datetime]:
-    if value is None or not WP_DATETIME.fullmatch(value):
-        return None
+    """`value` as a naive datetime when it is in WordPress's format (a real date), else None."""
     try:
-        return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S")
+        return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%S") if value and WP_DATETIME.fullmatch(value) else None
     except ValueError:
         return None
 
@@ -165,17 +157,16 @@ def _str_field(record: Any, name: str) -> Optional[str]:
 
 
 def page_table(columns: PageColumns) -> Any:
-    """The page's arrow table: id, modified, version, payload, dl_hash, error."""
+    """The page's arrow table, what rest_api yields for it."""
     import pyarrow as pa  # here, not at the top: worker processes never build tables
 
-    return pa.Table.from_arrays(
-        [
-            pa.array(columns.ids, pa.int64()),
-            pa.array(columns.modified, pa.string()),
-            pa.array(columns.versions, pa.string()),
-            pa.array(columns.payloads, pa.binary()).cast(pa.string()),
-            pa.array(columns.hashes, pa.string()),
-            pa.array(columns.errors, pa.string()),
-        ],
-        names=["id", "modified", "version", "payload", "dl_hash", "error"],
+    return pa.table(
+        {
+            "id": pa.array(columns.ids, pa.int64()),
+            "modified": pa.array(columns.modified, pa.string()),
+            "version": pa.array(columns.versions, pa.string()),
+            "payload": pa.array(columns.payloads, pa.binary()).cast(pa.string()),
+            "dl_hash": pa.array(columns.hashes, pa.string()),
+            "error": pa.array(columns.errors, pa.string()),
+        }
     )

@@ -1,9 +1,5 @@
-"""A digested page (digest.py) -> arrow tables in the original Parquet contract.
-
-Data rows are `id`, `dl_inserted_at` (one UTC value per run), `payload` (the record's JSON as
-served) and `dl_hash` (SHA-256 of the payload); records failing their schema go to `rejected`
-with the error, and versions already written (window.py) are skipped.
-"""
+"""A digested page (digest.py) -> arrow tables in the Parquet contract (`id`, `dl_inserted_at`, `payload`,
+`dl_hash`) and `rejected` (with the error); versions already written (window.py) are skipped."""
 
 from __future__ import annotations
 
@@ -51,50 +47,28 @@ class Envelope:
 
     def __init__(self, endpoint: str, inserted_at: dt.datetime, ledger: WrittenVersions) -> None:
         self.endpoint = endpoint
-        self.inserted_at = inserted_at
+        self.inserted_at = pa.scalar(inserted_at, TIMESTAMP)
         self.ledger = ledger
         self.stats = EnvelopeStats()
 
     def wrap(self, page: pa.Table) -> Tuple[Optional[pa.Table], Optional[pa.Table]]:
         """(data table or None, rejected table or None) for one digested page."""
-        fresh = page.filter(pa.array(self._not_yet_written(page), pa.bool_()))
-        if not fresh.num_rows:
-            return None, None
-        valid = pc.is_null(fresh.column("error"))
-        good, bad = fresh.filter(valid), fresh.filter(pc.invert(valid))
-        data = rejected = None
-        if good.num_rows:
-            self.stats.loaded += good.num_rows
-            data = pa.Table.from_arrays(
-                [good.column("id"), self._inserted_at(good), good.column("payload"), good.column("dl_hash")],
-                schema=DATA_SCHEMA,
-            )
-        if bad.num_rows:
-            self.stats.rejected += bad.num_rows
-            examples = self.stats.rejected_examples
-            examples.extend(bad.column("error").to_pylist()[: max(0, 3 - len(examples))])
-            rejected = pa.Table.from_arrays(
-                [
-                    pa.repeat(pa.scalar(self.endpoint, pa.string()), bad.num_rows),
-                    bad.column("id"),
-                    self._inserted_at(bad),
-                    bad.column("error"),
-                    bad.column("payload"),
-                    bad.column("dl_hash"),
-                ],
-                schema=REJECTED_SCHEMA,
-            )
-        return data, rejected
+        versions = zip(page.column("id").to_pylist(), page.column("version").to_pylist(), strict=True)
+        fresh = [record_id is None or self.ledger.admit(record_id, version) for record_id, version in versions]
+        self.stats.duplicates += fresh.count(False)
+        page = page.filter(pa.array(fresh, pa.bool_()))
+        valid = pc.is_null(page.column("error"))
+        good, bad = page.filter(valid), page.filter(pc.invert(valid))
+        self.stats.loaded += good.num_rows
+        self.stats.rejected += bad.num_rows
+        examples = self.stats.rejected_examples
+        examples.extend(bad.column("error").to_pylist()[: max(0, 3 - len(examples))])
+        return self._table(good, DATA_SCHEMA), self._table(bad, REJECTED_SCHEMA)
 
-    def _not_yet_written(self, page: pa.Table) -> List[bool]:
-        keep = []
-        versions = page.column("version").to_pylist()
-        for record_id, version in zip(page.column("id").to_pylist(), versions, strict=True):
-            fresh = record_id is None or self.ledger.admit(record_id, version)
-            if not fresh:
-                self.stats.duplicates += 1
-            keep.append(fresh)
-        return keep
-
-    def _inserted_at(self, table: pa.Table) -> pa.Array:
-        return pa.repeat(pa.scalar(self.inserted_at, TIMESTAMP), table.num_rows)
+    def _table(self, rows: pa.Table, schema: pa.Schema) -> Optional[pa.Table]:
+        """`schema`'s columns from `rows`, the run's timestamp and the endpoint; None for no rows."""
+        if not rows.num_rows:
+            return None
+        stamps = {"dl_inserted_at": self.inserted_at, "endpoint": pa.scalar(self.endpoint, pa.string())}
+        columns = [pa.repeat(stamps[name], rows.num_rows) if name in stamps else rows[name] for name in schema.names]
+        return pa.Table.from_arrays(columns, schema=schema)

@@ -1,5 +1,4 @@
-"""Errors a user can act on. Each one renders as a single line; the CLI prints it without a
-traceback (unless --verbose) and exits non-zero."""
+"""Errors a user can act on: each renders as one line, which the CLI prints and exits non-zero."""
 
 from __future__ import annotations
 
@@ -17,20 +16,11 @@ class ConfigError(BulletinError):
 
 
 class WordPressError(BulletinError):
-    """The WordPress site answered something we cannot load (4xx, 5xx after retries, non-JSON)."""
+    """The site answered something we cannot load; `url` (redacted) names the request."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        url: str = "",
-        status: Optional[int] = None,
-        code: Optional[str] = None,
-    ) -> None:
+    def __init__(self, message: str, url: str = "") -> None:
         super().__init__(message)
         self.url = url
-        self.status = status
-        self.code = code
 
 
 class WordPressUnreachable(WordPressError):
@@ -64,17 +54,16 @@ class DestinationError(BulletinError):
     """The destination (local folder or S3 bucket) cannot be written."""
 
 
+class LakeLocked(BulletinError):
+    """Another run holds the lake's lock (lock.py): this run stops before writing anything."""
+
+
 class Interrupted(KeyboardInterrupt):
-    """SIGTERM (what a cancelled CI job sends), raised in the main thread and handled like Ctrl-C;
-    `signal_code` as on dlt's own SignalReceivedException."""
+    """SIGTERM, handled like Ctrl-C; `signal_code` as on dlt's own SignalReceivedException."""
 
     def __init__(self, signal_code: int) -> None:
         super().__init__(f"signal {signal_code}")
         self.signal_code = signal_code
-
-
-class LakeLocked(BulletinError):
-    """Another run holds the lake's lock (lock.py): this run stops before writing anything."""
 
 
 def first_line(exc: BaseException) -> str:

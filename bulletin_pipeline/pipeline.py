@@ -18,7 +18,7 @@ import dlt
 from dlt.common.pipeline import LoadInfo, get_dlt_pipelines_dir
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from . import recovery, retention
+from . import recovery
 from .continuation import Continuation, lake_continuations
 from .deletions import SweepResult, sweep_deletions
 from .destination import (
@@ -32,7 +32,6 @@ from .destination import (
 from .envelope import REJECTED_TABLE
 from .errors import (
     BulletinError,
-    ConfigError,
     DestinationError,
     EndpointsFailed,
     RejectedRecords,
@@ -216,7 +215,7 @@ def run_pipeline(
                 to_load.remove(culprit)
             finally:
                 extraction.end()
-                _add_stats(stats, extraction.session.stats)
+                stats.add(extraction.session.stats)
         if settings.sweep_deletions and not failed:
             # after the load, under its lock, in its partition
             inserted_at = extraction.inserted_at if extraction else (now or dt.datetime.now(dt.UTC))
@@ -276,7 +275,7 @@ def _probe(
                 unchanged[endpoint] = result.reason
     finally:
         session.close()
-        _add_stats(stats, session.stats)
+        stats.add(session.stats)
     return unchanged
 
 
@@ -289,14 +288,7 @@ def _sweep_deletions(
             return sweep_deletions(pipeline, settings, session.adapter, inserted_at)
     finally:
         session.close()
-        _add_stats(stats, session.stats)
-
-
-def _add_stats(total: HttpStats, more: HttpStats) -> None:
-    total.requests += more.requests
-    total.retries += more.retries
-    for version, count in more.http_versions.items():
-        total.http_versions[version] = total.http_versions.get(version, 0) + count
+        stats.add(session.stats)
 
 
 def _summarise(
@@ -330,7 +322,7 @@ def _summarise(
         summaries.append(summary)
     return RunSummary(
         pipeline_name=pipeline.pipeline_name,
-        dataset_path=_dataset_path(pipeline),
+        dataset_path=dataset_url(pipeline),
         load_id=info.loads_ids[0] if info and info.loads_ids else None,
         partition="",
         endpoints=summaries,
@@ -348,30 +340,12 @@ def _endpoint_of(error: WordPressError, settings: BulletinSettings) -> Optional[
     return spec.collection if spec is not None else None
 
 
-def _dataset_path(pipeline: dlt.Pipeline) -> str:
+def dataset_url(pipeline: dlt.Pipeline) -> str:
     return f"{pipeline.destination.config_params.get('bucket_url', '')}/{DATASET_NAME}"  # type: ignore[union-attr]
 
 
 def written_versions(pipeline: dlt.Pipeline, endpoint: str) -> Optional[Dict[str, str]]:
     return source_state_value(pipeline, "resources", envelope_resource_name(endpoint), LEDGER_KEY)  # type: ignore[no-any-return]
-
-
-def cleanup_partitions(
-    settings: BulletinSettings, retain_days: int, remove_them: bool, today: Optional[dt.date] = None
-):
-    """Partitions older than `retain_days` (removed when `remove_them`); see retention.py."""
-    pipeline = make_pipeline(settings)
-    with pipeline.destination_client() as client:
-        fs = client.fs_client  # type: ignore[attr-defined]
-        dataset_path = client.dataset_path  # type: ignore[attr-defined]
-        if not fs.isdir(dataset_path):  # a typo'd bucket_url must not look like a clean lake
-            raise ConfigError(f"no lake at {_dataset_path(pipeline)}; check --bucket-url")
-        expired = retention.expired_partitions(
-            fs, dataset_path, retention.tables_for(settings.endpoints), retain_days, today or dt.date.today()
-        )
-        if remove_them:
-            retention.remove(fs, expired)
-    return expired
 
 
 @contextlib.contextmanager

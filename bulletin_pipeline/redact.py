@@ -1,10 +1,9 @@
 """Credentials out of everything we print or log: URLs' `user:pass@` and secret-looking values.
-
-As a script (standard library only) it filters stdin to stdout: the workflow's failure artifact.
-"""
+As a script (standard library only) it filters stdin to stdout: the workflow's failure artifact."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -28,17 +27,14 @@ def redact_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return _URL.sub(MASK, url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = f"{MASK}@{netloc.rpartition('@')[2]}"
-    query = _QUERY_SECRET.sub(rf"\g<1>{MASK}", parts.query)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    netloc = f"{MASK}@{parts.netloc.rpartition('@')[2]}" if "@" in parts.netloc else parts.netloc
+    return urlunsplit(parts._replace(netloc=netloc, query=_QUERY_SECRET.sub(rf"\g<1>{MASK}", parts.query)))
 
 
 def without_credentials(url: str) -> str:
     """`url` without its userinfo (the site's identity): unchanged when it has none."""
-    scheme, netloc, path, query, fragment = urlsplit(url)
-    return urlunsplit((scheme, netloc.rpartition("@")[2], path, query, fragment)) if "@" in netloc else url
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])) if "@" in parts.netloc else url
 
 
 def redact_text(text: str) -> str:
@@ -59,15 +55,9 @@ def redact_value(value: Any) -> Any:
     return value
 
 
-_redacting_logs = False
-
-
+@functools.cache  # once per process
 def redact_log_records() -> None:
     """Every log record of this process (ours, httpx's, dlt's) is redacted when it is created."""
-    global _redacting_logs
-    if _redacting_logs:
-        return
-    _redacting_logs = True
     make_record = logging.getLogRecordFactory()
 
     def redacting(*args: Any, **kwargs: Any) -> logging.LogRecord:

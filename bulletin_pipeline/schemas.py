@@ -1,9 +1,5 @@
-"""Pydantic schemas of WordPress REST objects, one per collection, plus a generic fallback.
-
-They check the types of the documented fields only (unknown fields allowed; the payload is always
-the record as served). TypedDicts, not BaseModels: nothing is read back, and a page of them
-validates about twice as fast. To add a collection, subclass `WordPressPost` and register it in `MODELS`.
-"""
+"""Pydantic schemas of WordPress REST objects (documented fields' types, unknown fields allowed; TypedDicts:
+nothing is read back). To add a collection, subclass `WordPressPost` and register it in `MODELS`."""
 
 from __future__ import annotations
 

@@ -25,12 +25,11 @@ from urllib.parse import urlencode
 
 import requests
 
-from .answers import Reply
 from .digest import version_of
 from .errors import WordPressError
 from .extraction import collection_path
 from .settings import BulletinSettings
-from .transport import HttpxAdapter, site_auth
+from .transport import HttpxAdapter, WordPressResponse, site_auth
 from .wordpress import MAX_BLIND_WINDOWS
 
 SWEEP_PAGE = 100  # WordPress's maximum: the fewest requests
@@ -116,7 +115,7 @@ def confirm_gone(
     try:
         answers = list(_in_order(settings, lambda batch: _get(adapter, settings, endpoint, 1, batch), batches))
     except WordPressError as exc:
-        raise SweepIncomplete(str(exc), url=exc.url, status=exc.status) from exc
+        raise SweepIncomplete(str(exc), url=exc.url) from exc
     for answer in answers:
         for record in _records(answer):
             if type(record.get("id")) is int:
@@ -125,13 +124,13 @@ def confirm_gone(
 
 
 def _in_order(
-    settings: BulletinSettings, fetch: Callable[[T], Reply], items: Iterable[T]
-) -> Generator[Reply, None, None]:
+    settings: BulletinSettings, fetch: Callable[[T], WordPressResponse], items: Iterable[T]
+) -> Generator[WordPressResponse, None, None]:
     """`fetch` of every item, answered in order, `max_connections` in flight and as many queued;
     closing the generator (or a failure) cancels the rest."""
     connections = max(1, settings.http.max_connections)
     pool = concurrent.futures.ThreadPoolExecutor(connections, thread_name_prefix="sweep")
-    pending: Deque[concurrent.futures.Future[Reply]] = collections.deque()
+    pending: Deque[concurrent.futures.Future[WordPressResponse]] = collections.deque()
     try:
         for item in items:
             pending.append(pool.submit(fetch, item))
@@ -145,23 +144,23 @@ def _in_order(
 
 def _get(
     adapter: HttpxAdapter, settings: BulletinSettings, endpoint: str, page: int, include: Sequence[int] = ()
-) -> Reply:
+) -> WordPressResponse:
     params: Dict[str, Any] = {**(settings.collection(endpoint).params or {})}
     params.update(orderby="id", order="asc", per_page=SWEEP_PAGE, page=page, _fields=SWEEP_FIELDS)
     if include:
         params["include"] = ",".join(map(str, include))
     url = f"{settings.base_url}{collection_path(settings, endpoint)}?{urlencode(params)}"
     request = requests.Request("GET", url, auth=site_auth(settings.http)).prepare()  # Authorization, if any
-    return adapter.fetch(url, {k: str(v) for k, v in request.headers.items()}).response
+    return adapter.fetch(url, {k: str(v) for k, v in request.headers.items()})
 
 
-def _check_totals(answer: Reply, total: int, pages: int) -> None:
+def _check_totals(answer: WordPressResponse, total: int, pages: int) -> None:
     now_total, now_pages = _totals(answer)
     if (now_total, now_pages) != (total, pages):
         raise SweepIncomplete(f"X-WP-Total changed from {total} to {now_total} during the sweep (the site changed)")
 
 
-def _totals(answer: Reply) -> Tuple[Optional[int], Optional[int]]:
+def _totals(answer: WordPressResponse) -> Tuple[Optional[int], Optional[int]]:
     return _int(answer.headers.get("X-WP-Total")), _int(answer.headers.get("X-WP-TotalPages"))
 
 
@@ -172,7 +171,7 @@ def _int(value: Optional[str]) -> Optional[int]:
         return None
 
 
-def _records(answer: Reply) -> List[Dict[str, Any]]:
+def _records(answer: WordPressResponse) -> List[Dict[str, Any]]:
     try:
         body = json.loads(answer.content)
     except ValueError as exc:

@@ -1,20 +1,17 @@
-"""HTTP under dlt's RESTClient: httpx behind requests' transport-adapter interface.
-
-`WordPressSession` (rest_api's `client.session`) mounts `HttpxAdapter`, which sends with one
-`httpx.Client`, retries with tenacity (5xx, 429, timeouts, connection errors; `Retry-After`
-honoured) and can `prefetch` windows so the network stays busy while dlt reads pages in order.
-"""
+"""HTTP under dlt's RESTClient: httpx behind requests' transport-adapter interface, with tenacity's
+retries and windows fetched ahead (`prefetch`) so the network stays busy while dlt reads pages in order."""
 
 from __future__ import annotations
 
 import concurrent.futures
-import datetime as dt
+import functools
 import io
 import json
 import logging
 import ssl
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional
 from urllib.parse import urlsplit
@@ -26,7 +23,7 @@ from dlt.sources.helpers.rest_client.auth import HttpBasicAuth
 from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 
-from .answers import Reply, check_answer, describe, retry_after, site_now, unreachable, unresolved
+from .answers import check_answer, describe, retry_after, site_now, unreachable, unresolved
 from .digest import DigestSpec, PageColumns, digest_page, page_table, start_workers
 from .errors import ConfigError, WordPressError
 from .redact import redact_url
@@ -42,21 +39,51 @@ USER_AGENT = "bulletin-pipeline (dlt; +https://dlthub.com)"
 class HttpStats:
     requests: int = 0
     retries: int = 0
-    http_versions: Dict[str, int] = field(default_factory=dict)
+    http_versions: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: HttpStats) -> None:
+        self.requests += other.requests
+        self.retries += other.retries
+        self.http_versions.update(other.http_versions)
 
 
-@dataclass
-class Answer:
-    """A reply, the attempts it took and, for a list page, its digest."""
+class WordPressResponse(requests.Response):
+    """An answer read whole; `json()` of a collection's list page is its arrow table (digest.py)."""
 
-    response: Reply
-    attempts: int
-    digested: Optional[concurrent.futures.Future[PageColumns]] = None
+    digested: Optional[Callable[[], PageColumns]] = None
+
+    def __init__(self, url: str, response: httpx.Response, content: bytes) -> None:
+        super().__init__()  # then filled in as requests' own HTTPAdapter.build_response does
+        self.status_code = response.status_code
+        self.headers = CaseInsensitiveDict(response.headers.items())
+        self.encoding = "utf-8"
+        self.raw = io.BytesIO(content)
+        self.reason = response.reason_phrase
+        self.url = url
+        self.body = content
+
+    @property
+    def content(self) -> bytes:
+        """The body as read: not copied again out of `raw`, as requests would."""
+        return self.body
+
+    def json(self, **kwargs: Any) -> Any:
+        if self.digested is None:
+            return json.loads(self.content, **kwargs)
+        try:
+            return page_table(self.digested())
+        except ValueError as exc:
+            url = redact_url(str(self.url))
+            raise WordPressError(
+                f"GET {url} answered a broken page ({exc}); the site or a proxy sent it, run again "
+                "(nothing was committed)",
+                url,
+            ) from exc
 
 
 class HttpxAdapter(BaseAdapter):
-    """Sends requests' prepared requests with httpx, at most `max_connections` in flight; list
-    pages of `digest_specs` (URL path -> spec) are digested on arrival (in the thread when 0 workers)."""
+    """Sends with httpx, at most `max_connections` in flight; list pages of `digest_specs` (URL path ->
+    spec) go to the digest workers as they arrive (with none, are digested when dlt reads them)."""
 
     def __init__(
         self,
@@ -85,16 +112,17 @@ class HttpxAdapter(BaseAdapter):
         )
         self._slots = threading.BoundedSemaphore(http.max_connections)
         self._executor = concurrent.futures.ThreadPoolExecutor(http.max_connections, thread_name_prefix="wp-http")
-        self._pending: Dict[str, concurrent.futures.Future[Answer]] = {}
+        self._pending: Dict[str, concurrent.futures.Future[WordPressResponse]] = {}
         self._lock = threading.Lock()
         self._closing = threading.Event()
 
-    def prefetch(self, request: requests.PreparedRequest) -> None:
-        """Start fetching `request` now; `send` of the same URL then takes its answer."""
+    def prefetch(self, request: requests.PreparedRequest) -> str:
+        """Start fetching `request` now (`send` of the same URL then takes its answer); returns the URL."""
         url = str(request.url)
         with self._lock:
             if url not in self._pending:
-                self._pending[url] = self._executor.submit(self.fetch_page, url, _headers(request))
+                self._pending[url] = self._executor.submit(self._fetch_page, request)
+        return url
 
     def discard(self, urls: Iterable[str]) -> None:
         """Forget prefetched answers nobody will ask for (a listing that ended sooner)."""
@@ -105,37 +133,30 @@ class HttpxAdapter(BaseAdapter):
                     future.cancel()
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        url = str(request.url)
         with self._lock:
-            future = self._pending.pop(url, None)
-        answer = future.result() if future is not None else self.fetch_page(url, _headers(request))
-        return _to_requests_response(request, answer)
+            future = self._pending.pop(str(request.url), None)
+        response = future.result() if future is not None else self._fetch_page(request)
+        response.request = request
+        return response
 
-    def fetch_page(self, url: str, headers: Dict[str, str]) -> Answer:
-        """`fetch`, then digest the page when it belongs to a collection being listed."""
-        answer = self.fetch(url, headers)
+    def _fetch_page(self, request: requests.PreparedRequest) -> WordPressResponse:
+        """`fetch`; a list page of a collection is handed to the digest workers at once."""
+        url = str(request.url)
+        response = self.fetch(url, {k: str(v) for k, v in request.headers.items()})
         spec = self._digest_specs.get(urlsplit(url).path.rstrip("/"))
-        if spec is not None:
-            answer.digested = self._digest(answer.response.content, spec, site_now(answer.response))
-        return answer
+        if spec is not None and self._digest_pool is not None:
+            response.digested = self._digest_pool.submit(digest_page, response.content, spec, site_now(response)).result
+        elif spec is not None:
+            response.digested = functools.partial(digest_page, response.content, spec, site_now(response))
+        return response
 
-    def _digest(self, body: bytes, spec: DigestSpec, now: dt.datetime) -> concurrent.futures.Future[PageColumns]:
-        if self._digest_pool is not None:
-            return self._digest_pool.submit(digest_page, body, spec, now)
-        done: concurrent.futures.Future[PageColumns] = concurrent.futures.Future()
-        try:
-            done.set_result(digest_page(body, spec, now))
-        except ValueError as exc:
-            done.set_exception(exc)
-        return done
-
-    def fetch(self, url: str, headers: Dict[str, str]) -> Answer:
+    def fetch(self, url: str, headers: Dict[str, str]) -> WordPressResponse:
         """GET `url` with the retry policy; raises `WordPressError` for anything unusable."""
         retrying = tenacity.Retrying(
             # closing (an interrupted run) ends the backoff at once: no attempt after it
             stop=tenacity.stop_after_attempt(max(1, self.http.max_attempts))
             | tenacity.stop_when_event_set(self._closing),
-            sleep=self._sleep,
+            sleep=self._closing.wait,  # type: ignore[arg-type]
             wait=self._wait,
             # a host name that does not resolve is a typo or a wrong base_url: no retry fixes it
             retry=tenacity.retry_if_exception(lambda e: isinstance(e, httpx.TransportError) and not unresolved(e))
@@ -148,12 +169,11 @@ class HttpxAdapter(BaseAdapter):
             response = retrying(self._get, url, headers)
         except httpx.TransportError as exc:
             raise unreachable(url, exc, retrying.statistics.get("attempt_number", 1)) from exc
-        answer = Answer(response, retrying.statistics.get("attempt_number", 1))
         authenticated = any(k.lower() == "authorization" for k in headers)
-        check_answer(url, response, answer.attempts, authenticated=authenticated)
-        return answer
+        check_answer(url, response, retrying.statistics.get("attempt_number", 1), authenticated=authenticated)
+        return response
 
-    def _get(self, url: str, headers: Dict[str, str]) -> Reply:
+    def _get(self, url: str, headers: Dict[str, str]) -> WordPressResponse:
         """One GET, its body read within `total_timeout` however slowly the server sends it."""
         deadline = time.monotonic() + self.http.total_timeout
         with self._slots, self._client.stream("GET", url, headers=headers) as response:
@@ -162,35 +182,27 @@ class HttpxAdapter(BaseAdapter):
                 chunks.append(chunk)
                 if time.monotonic() > deadline:
                     raise httpx.ReadTimeout(f"the answer took longer than {self.http.total_timeout:g}s")
-            reply = Reply(
-                response.status_code, response.headers, b"".join(chunks), response.reason_phrase, response.http_version
-            )
+            answer = WordPressResponse(url, response, b"".join(chunks))
         with self._lock:
             self.stats.requests += 1
-            versions = self.stats.http_versions
-            versions[reply.http_version] = versions.get(reply.http_version, 0) + 1
-        return reply
+            self.stats.http_versions[response.http_version] += 1
+        return answer
 
     def backoff(self, attempt: int) -> float:
         """5 s, 10 s, 20 s, 40 s, 60 s with the defaults (the original's policy)."""
         return float(min(self.http.backoff_max, self.http.backoff_initial * 2 ** (attempt - 1)))
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
+        """What the answer's `Retry-After` asks for, else the backoff."""
         outcome = state.outcome
-        if outcome is not None and not outcome.failed:
-            asked = retry_after(outcome.result())
-            if asked is not None:
-                return asked
-        return self.backoff(state.attempt_number)
-
-    def _sleep(self, seconds: float) -> None:
-        self._closing.wait(seconds)
+        asked = retry_after(outcome.result()) if outcome is not None and not outcome.failed else None
+        return asked if asked is not None else self.backoff(state.attempt_number)
 
     def _before_sleep(self, state: tenacity.RetryCallState) -> None:
         with self._lock:
             self.stats.retries += 1
         outcome = state.outcome
-        what = describe(outcome.exception()) if outcome and outcome.failed else f"HTTP {outcome.result().status_code}"  # type: ignore[union-attr]
+        what = describe(outcome.exception()) if outcome and outcome.failed else f"HTTP {outcome.result().status_code}"  # type: ignore[union-attr, arg-type]
         delay = state.next_action.sleep if state.next_action else 0.0
         attempt = f"attempt {state.attempt_number + 1} of {self.http.max_attempts}, in {delay:g}s"
         log.warning("retrying GET %s: %s (%s)", state.args[0], what, attempt)  # one line, without --verbose too
@@ -218,6 +230,7 @@ class WordPressSession(requests.Session):
     ) -> None:
         super().__init__()
         self.trust_env = False  # httpx reads proxies and CA settings from the environment itself
+        self.headers.clear()  # httpx sets its own; requests then carry only what rest_api adds (credentials)
         self.http, self.digest_specs, self.digest_workers, self.on_open = http, digest_specs, digest_workers, on_open
         _verify(http.verify)  # a bad CA bundle fails when the source is made, before any run
         self.stats = HttpStats()
@@ -239,12 +252,6 @@ class WordPressSession(requests.Session):
     def get_adapter(self, url: str) -> BaseAdapter:
         return self.adapter
 
-    def prefetch(self, request: requests.Request) -> str:
-        """Start `request` now (prepared exactly as RESTClient will prepare it); returns its URL."""
-        prepared = self.prepare_request(request)
-        self.adapter.prefetch(prepared)
-        return str(prepared.url)
-
     def close(self) -> None:
         super().close()
         with self._opening:
@@ -254,52 +261,10 @@ class WordPressSession(requests.Session):
 
 
 def site_auth(http: HttpSettings) -> Optional[HttpBasicAuth]:
-    """rest_api's HTTP Basic auth (None without a username), resolved so that dlt does not look the
-    credentials up again (a USERNAME environment variable would win)."""
+    """rest_api's HTTP Basic auth (None without a username), resolved: else USERNAME in the environment wins."""
     if not http.username:
         return None
     return HttpBasicAuth(username=http.username, password=http.password or "").resolve()
-
-
-class WordPressResponse(requests.Response):
-    """A requests.Response whose `json()` is, for a collection's list page, the page's arrow
-    table (digest.py): what rest_api then yields for the page. Other answers parse as JSON."""
-
-    digested: Optional[concurrent.futures.Future[PageColumns]] = None
-
-    def json(self, **kwargs: Any) -> Any:
-        if self.digested is None:
-            return json.loads(self.content, **kwargs)
-        try:
-            return page_table(self.digested.result())
-        except ValueError as exc:
-            url = redact_url(str(self.url))
-            raise WordPressError(
-                f"GET {url} answered a broken page ({exc}); the site or a proxy sent it, run again "
-                "(nothing was committed)",
-                url=url,
-                status=self.status_code,
-            ) from exc
-
-
-def _to_requests_response(request: requests.PreparedRequest, answer: Answer) -> requests.Response:
-    """A requests.Response for `answer`, built as requests' own HTTPAdapter.build_response does."""
-    response = WordPressResponse()
-    response.status_code = answer.response.status_code
-    response.headers = CaseInsensitiveDict(answer.response.headers.items())
-    response.encoding = "utf-8"
-    response.raw = io.BytesIO(answer.response.content)
-    response.reason = answer.response.reason_phrase
-    response.url = str(request.url)
-    response.request = request
-    response.digested = answer.digested
-    return response
-
-
-def _headers(request: requests.PreparedRequest) -> Dict[str, str]:
-    """What the request carries beyond httpx's defaults (credentials configured in rest_api)."""
-    skip = {"user-agent", "accept", "accept-encoding", "connection"}
-    return {str(k): str(v) for k, v in request.headers.items() if k.lower() not in skip}
 
 
 def _verify(verify: Optional[str]) -> Any:

@@ -1,15 +1,12 @@
-"""How a WordPress collection is walked so that no record is lost while the site changes.
-
-`OverlappingWindowPaginator` (a dlt paginator) orders by `id` and walks `offset` windows that
-overlap by `WINDOW_OVERLAP` records, re-reading when the ids stop being contiguous; `X-WP-Total`
-is a hint, never the proof of an end (README: "Why nothing is lost").
+"""How a WordPress collection is walked so that no record is lost while the site changes: by `id`, in
+`offset` windows that overlap, re-reading when the ids stop being contiguous (README: "Why nothing is lost").
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-from typing import Any, Callable, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import requests
 from dlt.sources.helpers.rest_client.paginators import BasePaginator
@@ -21,12 +18,10 @@ log = logging.getLogger(__name__)
 
 # Records each window shares with the one before: one proves contiguity, two absorb a hidden item.
 WINDOW_OVERLAP = 2
-
 # Consecutive windows without a visible record before the walk stops (a total that lies high).
 MAX_BLIND_WINDOWS = 10
 
-ProgressCallback = Callable[[str, int, int, int], None]
-"""(endpoint, windows_done, windows_planned, records_seen)"""
+ProgressCallback = Callable[[str, int, int, int], None]  # (endpoint, windows done, planned, records seen)
 
 
 class OverlappingWindowPaginator(BasePaginator):
@@ -64,8 +59,7 @@ class OverlappingWindowPaginator(BasePaginator):
         self._back = 0
         self._gap_attempts = 0
         self._blind_windows = 0
-        self._prefetched: Set[int] = set()
-        self._prefetched_urls: List[str] = []
+        self._prefetched: Dict[int, str] = {}  # offset -> URL of the windows asked for ahead of dlt
         self._windows_done = 0
         self._records = 0
 
@@ -81,10 +75,12 @@ class OverlappingWindowPaginator(BasePaginator):
         pages = data or []
         rows = sum(page.num_rows for page in pages)
         ids = [i for page in pages for i in page.column("id").to_pylist() if i is not None]
-        total = _int_header(response, "X-WP-Total")
-        if total == 0 and self._offset > 0 and not rows:
-            # past the end WordPress answers X-WP-Total: 0, meaning "unknown", not "empty"
+        try:
+            total: Optional[int] = int(response.headers["X-WP-Total"])
+        except (KeyError, ValueError):
             total = None
+        if total == 0 and self._offset > 0 and not rows:
+            total = None  # past the end WordPress answers X-WP-Total: 0, meaning "unknown", not "empty"
         previous_total = self._total
         if total is not None:
             self._total = total
@@ -94,10 +90,7 @@ class OverlappingWindowPaginator(BasePaginator):
         self._blind_windows = 0 if ids else self._blind_windows + 1
         if self._blind_windows > MAX_BLIND_WINDOWS:
             log.warning(
-                "%s: %d windows in a row without a record; X-WP-Total (%s) overstates",
-                self.endpoint,
-                self._blind_windows,
-                total,
+                "%s: %d windows in a row without a record (X-WP-Total %s)", self.endpoint, self._blind_windows, total
             )
             return self._finish()
         total_says_more = total is not None and offset + self.per_page < total
@@ -110,9 +103,7 @@ class OverlappingWindowPaginator(BasePaginator):
         self._connected(offset, ids, reaches_end)
 
     def _connects(self, offset: int, ids: List[int], total: Optional[int], previous_total: Optional[int]) -> bool:
-        if offset == 0:
-            return True
-        if ids and self._covered is not None and min(ids) <= self._covered:
+        if offset == 0 or (ids and self._covered is not None and min(ids) <= self._covered):
             return True
         if self._blind_total is not None and total == self._blind_total:
             return True
@@ -168,36 +159,25 @@ class OverlappingWindowPaginator(BasePaginator):
         self._report()
 
     def _prefetch_ahead(self) -> None:
-        if self._request is None:
-            return
+        assert self._request is not None  # a listing started (init_request)
         horizon = self._total
         if horizon is None or horizon <= self._next_planned:
             # X-WP-Total missing, or exceeded by full windows: read ahead all the same
             horizon = self._next_planned + self.prefetch_window * self.step
         for offset in range(self._next_planned, horizon, self.step)[: self.prefetch_window]:
             if offset not in self._prefetched:
-                self._prefetched.add(offset)
                 window = copy.copy(self._request)
                 window.params = {**dict(self._request.params or {}), "offset": offset}  # type: ignore[arg-type]
-                self._prefetched_urls.append(self.session.prefetch(window))
+                # prepared by the session as RESTClient will prepare it: its URL is the key of the answer
+                self._prefetched[offset] = self.session.adapter.prefetch(self.session.prepare_request(window))
 
     def _finish(self) -> None:
         self._has_next_page = False
         self._report()
-        # answers prefetched for a listing that turned out shorter are dropped
-        self.session.adapter.discard(self._prefetched_urls)
-        self._prefetched_urls = []
+        self.session.adapter.discard(self._prefetched.values())  # answers nobody will ask for
 
     def _report(self) -> None:
         if self.progress is not None:
             total = self._total or 0
             planned = 1 + max(0, -(-(total - self.per_page) // self.step))
             self.progress(self.endpoint, self._windows_done, max(planned, self._windows_done), self._records)
-
-
-def _int_header(response: requests.Response, name: str) -> Optional[int]:
-    value = response.headers.get(name)
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None

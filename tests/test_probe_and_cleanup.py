@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from bulletin_pipeline.pipeline import cleanup_partitions
+from bulletin_pipeline.retention import cleanup_partitions
 
 from .conftest import CLOCK, Lake
 

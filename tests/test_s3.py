@@ -33,8 +33,9 @@ from moto.server import ThreadedMotoServer
 
 from bulletin_pipeline.destination import DATASET_NAME
 from bulletin_pipeline.errors import DestinationError
-from bulletin_pipeline.pipeline import PIPELINE_NAME, cleanup_partitions
+from bulletin_pipeline.pipeline import PIPELINE_NAME
 from bulletin_pipeline.reconcile import reconcile
+from bulletin_pipeline.retention import cleanup_partitions
 from tests.simulator import Site, seed_site
 
 from .conftest import CLOCK, Lake, assert_lake_has
