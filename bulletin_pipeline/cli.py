@@ -22,6 +22,7 @@ from .errors import BulletinError, EndpointsFailed, Interrupted
 from .pipeline import RunSummary, run_pipeline
 from .redact import redact_log_records, redact_text, redact_url
 from .settings import BulletinSettings, resolve_settings
+from .sites import find_site
 
 EPILOG = """\
 Subcommands:
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--if-changed", action="store_true", default=None, help="load only endpoints a probe finds changed")
     add("--sweep-deletions", action="store_true", default=None, help="tombstone the ids the site no longer serves")
     add("--pipelines-dir", help="dlt's working folder for the pipeline (default: dlt's)")
+    add("--site", metavar="NAME", help="run one site of sources.bulletin.sites (its own pipeline and lake)")
     add("--demo", action="store_true", help="load the bundled demo site (on loopback) into the local folder")
     add("--verbose", "-v", action="store_true", help="log details; show tracebacks on errors")
     return parser
@@ -62,8 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace, **extra: Any) -> BulletinSettings:
     # the other flags override the setting of the same name (None: not given, the configured value stays)
-    overrides = {name: value for name, value in vars(args).items() if name not in ("endpoints", "demo", "verbose")}
+    overrides = {
+        name: value for name, value in vars(args).items() if name not in ("endpoints", "demo", "verbose", "site")
+    }
     endpoints = args.endpoints.split(",") if args.endpoints is not None else None  # '' is an error
+    if args.site:
+        return find_site(args.site).settings(**{**overrides, "endpoints": endpoints, **extra})
     return resolve_settings(**{**overrides, "endpoints": endpoints, **extra})
 
 

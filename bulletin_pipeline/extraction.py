@@ -2,7 +2,8 @@
 
 The source is an ordinary dlt source: whoever calls `pipeline.run(bulletin_source())` (our CLI,
 dagster-dlt, dlt's Airflow helper) gets the lake lock, the site check, the run's time and the HTTP
-pools from here. dlt has no hook for "a run begins/ends", so the first resource or request begins an
+pools from here, and the package records the site, its load id and its partition time, whichever
+endpoints it was given. dlt has no hook for "a run begins/ends", so the first resource or request begins an
 extraction and a watcher ends it when the pipeline's `last_trace` (public) shows the run is over.
 """
 
@@ -19,6 +20,7 @@ from dlt.sources.helpers.rest_client.utils import join_url
 
 from . import recovery
 from .continuation import Continuation, lake_continuations
+from .destination import partition_datetime
 from .digest import DigestSpec
 from .envelope import Envelope
 from .errors import ConfigError, LakeLocked
@@ -118,6 +120,12 @@ class Extraction:
                     raise
                 self._ended.clear()
                 threading.Thread(target=self._watch, args=(pipeline, _trace_id(pipeline)), daemon=True).start()
+            # here, not in resources of their own: a run of some endpoints only (dagster-dlt's subsets,
+            # `with_resources`) must record them too, or the next run finds a load newer than its state
+            state = dlt.current.source_state()
+            state["site"] = self.settings.site_id or self.settings.base_url or ""
+            state[LAST_LOAD_KEY] = load_id
+            recovery.pin_partition(partition_datetime(self.settings, self.inserted_at))
             self.load_id = load_id
 
     def started(self) -> dt.datetime:

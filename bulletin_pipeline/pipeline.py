@@ -43,13 +43,13 @@ from .errors import (
 from .extraction import Extraction, check_site, digest_specs, source_state_value
 from .lock import LakeLock, lake_lock
 from .probe import probe_endpoint
-from .settings import BulletinSettings
+from .settings import DEFAULT_PIPELINE_NAME, BulletinSettings
 from .source import api_resource_name, bulletin_source, envelope_resource_name
 from .transport import HttpStats, WordPressSession
 from .window import LEDGER_KEY, WindowPlan, ledger_horizon, plan_window
 from .wordpress import ProgressCallback
 
-PIPELINE_NAME = "bulletin_pipeline"
+PIPELINE_NAME = DEFAULT_PIPELINE_NAME
 PARTITION_FORMAT = "load_date=%Y-%m-%d/load_time=%H:%M:%S"
 
 
@@ -102,7 +102,7 @@ class RunSummary:
 def make_pipeline(settings: BulletinSettings) -> dlt.Pipeline:
     try:
         return dlt.pipeline(
-            pipeline_name=PIPELINE_NAME,
+            pipeline_name=settings.pipeline_name,
             destination=make_destination(settings),
             dataset_name=DATASET_NAME,
             pipelines_dir=settings.pipelines_dir,  # type: ignore[arg-type]
@@ -321,7 +321,7 @@ def _summarise(
             summary.duplicates_skipped, summary.rejected_examples = stats.duplicates, stats.rejected_examples
         summaries.append(summary)
     return RunSummary(
-        pipeline_name=PIPELINE_NAME,
+        pipeline_name=pipeline.pipeline_name,
         dataset_path=dataset_url(pipeline),
         load_id=info.loads_ids[0] if info and info.loads_ids else None,
         partition="",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shlex
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Set, cast
+from typing import Any, Dict, List, Optional, Set, cast
 
 import dlt
 import pendulum
@@ -19,7 +19,6 @@ from dlt.common.schema.typing import LOADS_TABLE_NAME, PIPELINE_STATE_TABLE_NAME
 from dlt.common.storages import LoadStorage, NormalizeStorage, NormalizeStorageConfiguration
 from dlt.common.storages.exceptions import CurrentLoadPackageStateNotAvailable
 from dlt.common.time import ensure_pendulum_datetime
-from dlt.extract.resource import DltResource
 
 from .envelope import REJECTED_TABLE
 from .errors import BulletinError
@@ -44,15 +43,9 @@ class ResumedLoad:
         return f"finished a load left by an earlier run ({', '.join(self.load_ids)}): {counts}"
 
 
-def pin_partition(moment: Callable[[], pendulum.DateTime]) -> DltResource:
-    """A resource that stores the run's partition time in the package being extracted."""
-
-    @dlt.resource(name="partition_pin")
-    def partition_pin() -> Any:
-        cast(Dict[str, Any], dlt.current.load_package_state()["state"])[PARTITION_KEY] = moment().isoformat()
-        yield from ()
-
-    return partition_pin
+def pin_partition(moment: pendulum.DateTime) -> None:
+    """Store the run's partition time in the package being extracted (read by `package_partition`)."""
+    cast(Dict[str, Any], dlt.current.load_package_state()["state"])[PARTITION_KEY] = moment.isoformat()
 
 
 def package_partition() -> pendulum.DateTime:

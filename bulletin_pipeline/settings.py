@@ -20,6 +20,7 @@ from .errors import ConfigError, first_line
 from .redact import redact_url, redact_value, without_credentials
 
 SECTIONS = ("sources", "bulletin")
+DEFAULT_PIPELINE_NAME = "bulletin_pipeline"
 DEFAULT_BUCKET_URL = "."  # the lake is {bucket_url}/{dataset_name}: ./bulletin_raw/
 DEFAULT_LAYOUT = "{table_name}/load_date={YYYY}-{MM}-{DD}/load_time={HH}:{mm}:{ss}/{load_id}.{file_id}.{ext}"
 # WordPress's own format for `modified`: site-local, no zone, whole seconds.
@@ -80,6 +81,8 @@ class BulletinSettings(BaseConfiguration):
     layout: str = DEFAULT_LAYOUT
     compression: str = "snappy"
     pipelines_dir: Optional[str] = None
+    pipeline_name: str = DEFAULT_PIPELINE_NAME
+    """dlt's pipeline (its working folder and state); a configured site's is `bulletin_pipeline__{name}`."""
     max_reread_attempts: int = 5
     digest_workers: Optional[int] = None
     """Page-digest processes (digest.py); default one per CPU core but one, 0: in this process."""
@@ -157,6 +160,8 @@ def validate(settings: BulletinSettings) -> None:
         settings.params = {**(settings.params or {}), **dict(parse_qsl(query, keep_blank_values=True))}
     settings.base_url = urlunsplit((scheme, netloc, path if path.endswith("/") else path + "/", "", ""))
     settings.site_id = without_credentials(settings.site_id or settings.base_url)
+    if not re.fullmatch(r"[a-z0-9_]+", settings.pipeline_name):
+        raise ConfigError(f"pipeline_name {settings.pipeline_name!r} may hold only a-z, 0-9 and _ (it names a folder)")
     if settings.http.password and not settings.http.username:
         raise ConfigError("http.password is set but http.username is not; set both (or user:pass@ in base_url)")
     if isinstance(settings.endpoints, str):

@@ -15,10 +15,8 @@ from dlt.common import jsonpath
 from dlt.extract.resource import DltResource
 from dlt.sources.rest_api import RESTAPIConfig, rest_api_resources
 
-from .destination import partition_datetime
 from .envelope import REJECTED_TABLE, Envelope
-from .extraction import LAST_LOAD_KEY, SOURCE_NAME, Extraction, collection_path
-from .recovery import pin_partition
+from .extraction import SOURCE_NAME, Extraction, collection_path
 from .settings import BulletinSettings, redact_config_traces, resolve_settings
 from .transport import WordPressSession, site_auth
 from .window import LEDGER_KEY, WindowPlan, WrittenVersions, incremental_config, ledger_horizon, plan_window, run_memory
@@ -148,20 +146,3 @@ def bulletin_source(
     api_resources = {r.name: r for r in rest_api_resources(config)}
     for endpoint in settings.endpoints:
         yield _envelope_transformer(api_resources[api_resource_name(endpoint)], endpoint, plans[endpoint], run)
-    yield _run_marker(run)
-    yield pin_partition(lambda: partition_datetime(settings, run.started()))
-
-
-def _run_marker(run: Extraction) -> DltResource:
-    """Records which site the cursors belong to and which load wrote them (state is only written
-    from inside a resource); also begins the extraction before any page is asked for."""
-
-    @dlt.resource(name="site_marker")
-    def site_marker() -> Iterator[Any]:
-        run.begin()
-        state = dlt.current.source_state()
-        state["site"] = run.settings.site_id or run.settings.base_url or ""
-        state[LAST_LOAD_KEY] = dlt.current.load_package_state()["load_id"]
-        yield from ()
-
-    return site_marker

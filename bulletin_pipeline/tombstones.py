@@ -66,8 +66,9 @@ def tombstone_source(tombstones: List[Tombstone], inserted_at: dt.datetime, part
         def deleted() -> Iterator[pa.Table]:
             # the newest load of the lake is this one: the next run's state check expects it
             dlt.current.source_state()[LAST_LOAD_KEY] = dlt.current.load_package_state()["load_id"]
+            pin_partition(partition)
             yield table
 
-        return [deleted(), pin_partition(lambda: partition)]
+        return deleted()
 
     return bulletin()

@@ -90,6 +90,22 @@ def test_a_run_that_read_its_state_before_another_load_writes_nothing(lake: Lake
     assert lock_released(lake)
 
 
+def test_a_run_of_some_endpoints_leaves_the_lake_runnable(lake: Lake, site: Site):
+    """dagster-dlt materialises a subset as `source.with_resources(...)`: that run must record its
+    load too, or every later run finds a load newer than its state and stops."""
+    runner(lake).run(source(lake))
+    site.advance_clock(minutes=5)
+    site.edit("pages", sorted(site.published_versions("pages"))[0], title="edited")
+    site.edit("media", sorted(site.published_versions("media"))[0], title="edited")
+    runner(lake, "runner-b").run(source(lake).with_resources("pages_envelope"))
+    assert len(ids_written(lake)) == len(site.published_versions("pages")) + 1
+    assert len(ids_written(lake, "media")) == len(site.published_versions("media"))
+    runner(lake, "runner-c").run(source(lake))
+    assert len(ids_written(lake)) == len(site.published_versions("pages")) + 1, "the pages edit written once"
+    assert len(ids_written(lake, "media")) == len(site.published_versions("media")) + 1
+    assert_lake_has(lake, site, "media")
+
+
 def test_two_sites_in_one_process(tmp_path: pathlib.Path, server: Any, site: Site):
     other_site = Site(clock=lambda: CLOCK)
     seed_site(other_site, pages=30, media=5, seed=11, body_kb=1)
