@@ -118,8 +118,9 @@ class Extraction:
                     self._lock.release()
                     self._lock = None
                     raise
-                self._ended.clear()
-                threading.Thread(target=self._watch, args=(pipeline, _trace_id(pipeline)), daemon=True).start()
+                self._ended = threading.Event()  # one per run: a watcher of an earlier run only ends that run
+                watch = (pipeline, _trace_id(pipeline), self._ended)
+                threading.Thread(target=self._watch, args=watch, daemon=True).start()
             # here, not in resources of their own: a run of some endpoints only (dagster-dlt's subsets,
             # `with_resources`) must record them too, or the next run finds a load newer than its state
             state = dlt.current.source_state()
@@ -143,10 +144,12 @@ class Extraction:
                 self._lock = None
             self.load_id = None
 
-    def _watch(self, pipeline: dlt.Pipeline, trace_before: Optional[str]) -> None:
-        while not self._ended.wait(WATCH_INTERVAL):
+    def _watch(self, pipeline: dlt.Pipeline, trace_before: Optional[str], ended: threading.Event) -> None:
+        while not ended.wait(WATCH_INTERVAL):
             if _trace_id(pipeline) != trace_before:
-                self.end()
+                with self._mutex:
+                    if not ended.is_set():
+                        self.end()
 
 
 def _trace_id(pipeline: dlt.Pipeline) -> Optional[str]:
