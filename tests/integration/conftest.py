@@ -29,6 +29,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import Lake
+
 INTEGRATION_DIR = Path(__file__).resolve().parent
 SCRIPTS = INTEGRATION_DIR.parents[1] / "scripts" / "wordpress"
 
@@ -351,3 +353,15 @@ def wordpress() -> Any:
                     f"stop.sh failed; processes may be left running:\n{exc}",
                     pytrace=False,
                 )
+
+
+class Endpoint:
+    """What `Lake` needs of a server: the real WordPress's REST base."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+
+@pytest.fixture
+def lake(tmp_path: Path, wordpress: Any) -> Lake:
+    return Lake(tmp_path, Endpoint(wordpress.base_url))

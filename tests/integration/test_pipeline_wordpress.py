@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pathlib
 import uuid
 from typing import Any
 
@@ -22,16 +21,6 @@ from ..conftest import Lake
 from .helpers import normalize_rendered, walk
 
 pytestmark = pytest.mark.integration
-
-
-class Endpoint:
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-
-
-@pytest.fixture
-def lake(tmp_path: pathlib.Path, wordpress: Any) -> Lake:
-    return Lake(tmp_path, Endpoint(wordpress.base_url))
 
 
 def subtree(wordpress: Any, children: int = 3, content: str = "<p>child</p>") -> tuple[int, list[int]]:

@@ -4,7 +4,6 @@ restore. The test works on its own subtree (a parent page, its children and its 
 
 from __future__ import annotations
 
-import pathlib
 import uuid
 from typing import Any
 
@@ -19,16 +18,6 @@ from ..test_reconcile import current_site, tombstones
 pytestmark = pytest.mark.integration
 
 ONE_PIXEL_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-
-
-class Endpoint:
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url
-
-
-@pytest.fixture
-def lake(tmp_path: pathlib.Path, wordpress: Any) -> Lake:
-    return Lake(tmp_path, Endpoint(wordpress.base_url))
 
 
 def create_attachment(wordpress: Any, parent: int, title: str) -> int:
