@@ -15,6 +15,7 @@ import traceback
 from typing import Any, Callable, Dict, NoReturn, Optional, Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -263,10 +264,12 @@ def _guarded(run: Callable[[], int], argv: Sequence[str]) -> int:
         if verbose:
             sys.stderr.write(redact_text(traceback.format_exc()))  # plain: rich crawls dlt's deep chains
         if isinstance(exc, BulletinError):
-            err.print(f"[red]error:[/] {redact_text(str(exc))}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/] {escape(redact_text(str(exc)))}", highlight=False, soft_wrap=True)
             return exc.exit_code
         first = redact_text((str(exc).strip().splitlines() or [""])[0])
-        err.print(f"[red]error:[/] {type(exc).__name__}: {first} (run with --verbose for details)", soft_wrap=True)
+        err.print(
+            f"[red]error:[/] {type(exc).__name__}: {escape(first)} (run with --verbose for details)", soft_wrap=True
+        )
         return 1
 
 

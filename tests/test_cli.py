@@ -225,3 +225,10 @@ def test_one_failing_collection_does_not_stop_the_others(lake: Lake, site, tmp_p
     assert_lake_has(lake, site, "pages")
     assert_lake_has(lake, site, "media")
     assert "courses: failed, cursor kept" in result.stdout
+
+
+def test_an_error_is_printed_as_given_even_with_brackets(tmp_path):
+    """Error text is not rich markup: `[ge]` in a bad endpoint name stays in the line."""
+    result = cli("--base-url", "http://127.0.0.1:9/wp-json/wp/v2/", "--endpoints", "pa[ge]s", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "endpoint name 'pa[ge]s' is not a WordPress collection name" in result.stderr
