@@ -8,8 +8,11 @@ import datetime as dt
 import hashlib
 import json
 import multiprocessing
+import os
 import re
 import signal
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Dict, List, NamedTuple, Optional, Set
 
@@ -131,10 +134,7 @@ def start_workers(count: int, specs: Set[DigestSpec]) -> concurrent.futures.Proc
     """`count` worker processes, started now with the validators of `specs`, deaf to Ctrl-C (the
     caller stops them); SIGINT stays blocked while they start, a mask they inherit."""
     pool = concurrent.futures.ProcessPoolExecutor(
-        count,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=signal.signal,
-        initargs=(signal.SIGINT, signal.SIG_IGN),
+        count, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker, initargs=(os.getpid(),)
     )
     ordered = sorted(specs)
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
@@ -144,6 +144,18 @@ def start_workers(count: int, specs: Set[DigestSpec]) -> concurrent.futures.Proc
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     return pool
+
+
+def _start_worker(parent: int) -> None:
+    """Ignore Ctrl-C (the caller stops the pool) and exit once the parent is gone (killed with SIGKILL)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_without, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _exit_without(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(0)
 
 
 def _int_field(record: Any, name: str) -> Optional[int]:

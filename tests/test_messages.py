@@ -3,6 +3,7 @@ name does not resolve, a setting is out of range or a folder cannot be written."
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import os
@@ -93,6 +94,46 @@ def test_an_interrupted_run_says_so_in_one_line_and_the_next_run_resumes(lake: L
     again = cli(*lake_args(lake), cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert_every_version_once(lake, site)
+
+
+def test_a_run_killed_with_sigkill_leaves_no_digest_worker_behind(lake: Lake, server, tmp_path):
+    """SIGKILL reaches the run alone (an OOM kill, `kill -9`): its digest workers exit on their own."""
+
+    def hold_media(collection: str, params: dict) -> None:
+        if collection == "media" and not server.stats.faults_served:
+            server.inject(503, collection="media", retry_after=120)
+
+    server.before_request = hold_media
+    env = {**os.environ, "SOURCES__BULLETIN__DIGEST_WORKERS": "1"}
+    stderr = tmp_path / "stderr"
+    with stderr.open("w") as err:
+        process = subprocess.Popen(
+            [sys.executable, str(SCRIPT), *lake_args(lake)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "retrying GET" not in stderr.read_text() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert process.poll() is None, stderr.read_text()
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the workers and multiprocessing's tracker, in the run's group
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("a digest worker outlived its killed run")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def test_a_host_name_that_does_not_resolve_fails_at_once(tmp_path):
