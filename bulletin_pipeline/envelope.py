@@ -22,6 +22,15 @@ DATA_SCHEMA = pa.schema(
         pa.field("dl_hash", pa.string(), nullable=False),
     ]
 )
+# the original Dagster pipeline's files (polars): no zone on dl_inserted_at, large strings
+ORIGINAL_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.int64()),
+        pa.field("dl_inserted_at", pa.timestamp("us")),
+        pa.field("payload", pa.large_string()),
+        pa.field("dl_hash", pa.large_string()),
+    ]
+)
 REJECTED_SCHEMA = pa.schema(
     [
         pa.field("endpoint", pa.string(), nullable=False),

@@ -4,7 +4,9 @@ Per table: files, rows, partitions; files that cannot be read or end early, whos
 the contract's or whose load never completed; rows whose `dl_hash` is not the SHA-256 of their
 payload, whose payload is not JSON or names another `id`; versions (`id`, `modified_gmt`) one run
 wrote twice (same `dl_inserted_at`); and the newest `modified` against the cursor stored in the
-lake's state. Memory stays flat: one row group at a time, plus 16 bytes a record for the version index.
+lake's state. The original pipeline's files (named outside dlt's layout, in its own columns) are
+checked by its contract, with no load to complete. Memory stays flat: one row group at a time, plus
+16 bytes a record for the version index.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import pyarrow.compute as pc
 
 from .destination import configure_arrow_memory
 from .digest import WP_DATETIME, version_of
-from .envelope import DATA_SCHEMA, REJECTED_SCHEMA, REJECTED_TABLE
+from .envelope import DATA_SCHEMA, ORIGINAL_SCHEMA, REJECTED_SCHEMA, REJECTED_TABLE
 from .errors import BulletinError, ConfigError, DestinationError
 from .lake import LakeFile, LakeRoot, batches, completed_loads, lake_files, open_lake, open_parquet, partitions
 from .lock import LOCK_NAME
@@ -66,6 +68,7 @@ class TableReport:
     unreadable: int = 0  # files that cannot be read, or end before their row count
     drift: int = 0  # files whose columns are not the contract's
     unfinished: int = 0  # files of loads without a `_dlt_loads` entry
+    original: int = 0  # files the original pipeline wrote (no load id, its columns): checked by its contract
     bad_hash: int = 0  # rows
     not_json: int = 0  # rows
     id_differs: int = 0  # rows
@@ -215,14 +218,16 @@ class _Checker:
         versions: Optional[VersionIndex],
     ) -> List[str]:
         problems: List[str] = []
-        if lake_file.load_id not in self.completed:
-            report.unfinished += 1
-            load = f"load {lake_file.load_id}" if lake_file.load_id else "a load the layout does not name"
-            problems.append(f"a file of {load}, which never completed (the next run removes it)")
+        original = False
         rows = _RowChecks(report, versions, index, lake_file.load_id or lake_file.path)
         try:
             with open_parquet(self.root.fs, lake_file.path) as parquet:
                 schema, expected = parquet.schema_arrow, parquet.metadata.num_rows
+                # a file dlt's layout does not name, in the original's columns, is the original's
+                original = lake_file.load_id is None and versions is not None and not _drift(schema, ORIGINAL_SCHEMA)
+                if original:
+                    report.original += 1
+                    contract = ORIGINAL_SCHEMA
                 drift = _drift(schema, contract)
                 if drift:
                     report.drift += 1
@@ -239,6 +244,10 @@ class _Checker:
             report.unreadable += 1
             text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             problems.append(f"unreadable or truncated: {text}")
+        if not original and lake_file.load_id not in self.completed:
+            report.unfinished += 1
+            load = f"load {lake_file.load_id}" if lake_file.load_id else "a load the layout does not name"
+            problems.insert(0, f"a file of {load}, which never completed (the next run removes it)")
         report.rows += rows.read
         return problems + rows.problems()
 

@@ -73,10 +73,17 @@ def render_report(report: VerifyReport, console: Console) -> None:
         note = t.cursor_note()
         if note:
             console.print(f"{t.table}: {note}", highlight=False, soft_wrap=True)
+        if t.original:
+            console.print(
+                f"{t.table}: {t.original:,} file(s) of the original pipeline, checked by its columns "
+                "(dl_inserted_at without a zone)",
+                highlight=False,
+            )
         if t.rewritten:
+            why = "; the original re-read each day it started from" if t.original else ""
             console.print(
                 f"{t.table}: {t.rewritten:,} version(s) written again by a later run "
-                "(--full-refresh and --last-modified-date write every record they read)",
+                f"(--full-refresh and --last-modified-date write every record they read{why})",
                 highlight=False,
             )
     files = sum(t.files for t in report.tables)
