@@ -172,6 +172,10 @@ def validate(settings: BulletinSettings) -> None:
     for name in settings.endpoints:
         if not _COLLECTION_NAME.match(name):
             raise ConfigError(f"endpoint name {name!r} is not a WordPress collection name (a-z, 0-9, _ or -)")
+        if name in ("rejected", "deleted") or name.startswith("_dlt"):
+            raise ConfigError(
+                f"endpoint name {name!r} names a table the pipeline writes itself (rejected, deleted, _dlt_*)"
+            )
         settings.collection(name)  # validates overrides
     if len(set(settings.endpoints)) != len(settings.endpoints):
         raise ConfigError(f"endpoints lists a collection twice: {','.join(settings.endpoints)}")

@@ -1,12 +1,12 @@
 """`verify`: prove the lake from the lake alone (no network), file by file.
 
-Per table: files, rows, partitions; files that cannot be read or end early, whose schema is not
-the contract's or whose load never completed; rows whose `dl_hash` is not the SHA-256 of their
-payload, whose payload is not JSON or names another `id`; versions (`id`, `modified_gmt`) one run
-wrote twice (same `dl_inserted_at`); and the newest `modified` against the cursor stored in the
-lake's state. The original pipeline's files (named outside dlt's layout, in its own columns) are
-checked by its contract, with no load to complete. Memory stays flat: one row group at a time, plus
-16 bytes a record for the version index.
+Per table (the endpoints', `rejected` and `deleted`): files, rows, partitions; files that cannot
+be read or end early, whose schema is not the contract's or whose load never completed; rows whose
+`dl_hash` is not the SHA-256 of their payload, whose payload is not JSON or names another `id`;
+versions (`id`, `modified_gmt`) one run wrote twice (same `dl_inserted_at`); and the newest
+`modified` against the cursor stored in the lake's state. The original pipeline's files (named
+outside dlt's layout, in its own columns) are checked by its contract, with no load to complete.
+Memory stays flat: one row group at a time, plus 16 bytes a record for the version index.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from .lake import LakeFile, LakeRoot, batches, completed_loads, lake_files, open
 from .lock import LOCK_NAME
 from .pipeline import make_pipeline, restore_state, stored_cursor
 from .settings import BulletinSettings
+from .tombstones import DELETED_SCHEMA, DELETED_TABLE
 from .version_index import VersionIndex, version_key
 
 FAULT_LINES = 5  # files named when the lake is not clean
@@ -153,7 +154,7 @@ def verify_lake(
             try:
                 if not root.fs.isdir(root.dataset_path):  # a typo'd bucket_url must not look like a clean lake
                     raise ConfigError(f"no lake at {root.url}; check --bucket-url")
-                tables = [*settings.endpoints, REJECTED_TABLE]
+                tables = [*settings.endpoints, REJECTED_TABLE, DELETED_TABLE]
                 files = {table: lake_files(root.fs, root.dataset_path, table, root.layout) for table in tables}
                 completed = completed_loads(root.fs, root.dataset_path)
                 lock_note = _lock_note(root)
@@ -163,7 +164,7 @@ def verify_lake(
             report = VerifyReport(root.url, [], lock_note=lock_note)
             checker = _Checker(root, completed, sum(len(f) for f in files.values()), progress)
             for table in tables:
-                incremental = table != REJECTED_TABLE and settings.collection(table).incremental
+                incremental = table in settings.endpoints and settings.collection(table).incremental
                 cursor = stored_cursor(pipeline, table) if incremental else None
                 report.tables.append(checker.table(table, files[table], incremental, cursor, report.faults))
     report.seconds = round(time.monotonic() - started, 3)
@@ -185,8 +186,8 @@ class _Checker:
         self, table: str, files: List[LakeFile], incremental: bool, cursor: Optional[str], faults: List[Fault]
     ) -> TableReport:
         report = TableReport(table, incremental, files=len(files), partitions=len(partitions(files)), cursor=cursor)
-        contract = REJECTED_SCHEMA if table == REJECTED_TABLE else DATA_SCHEMA
-        versions = VersionIndex() if table != REJECTED_TABLE else None
+        contract = {REJECTED_TABLE: REJECTED_SCHEMA, DELETED_TABLE: DELETED_SCHEMA}.get(table, DATA_SCHEMA)
+        versions = VersionIndex() if contract is DATA_SCHEMA else None
         found: Dict[int, Fault] = {}
         for index, lake_file in enumerate(files):
             problems = self.file(lake_file, index, contract, report, versions)

@@ -25,7 +25,9 @@ def build_verify_parser() -> argparse.ArgumentParser:
         "the stored cursor not past the newest record. Exit 0 when clean, 1 naming the first files at fault.",
     )
     parser.add_argument("--bucket-url", help="local folder, file:// or s3://bucket/prefix (default: current folder)")
-    parser.add_argument("--endpoints", help="comma-separated collections (default: pages,media); rejected too")
+    parser.add_argument(
+        "--endpoints", help="collections, comma-separated (default: pages,media), plus rejected, deleted"
+    )
     parser.add_argument(
         "--pipelines-dir", help="where the lake's state is restored, in a temporary folder removed after"
     )

@@ -82,6 +82,7 @@ def test_a_run_prints_a_summary_and_dlt_can_inspect_it(lake: Lake, tmp_path):
         (["--last-modified-date", "2024-02-30"], 2, "is not a date in YYYY-MM-DD form"),
         (["--load-time", "7pm"], 2, "is not a time in HH:MM:SS form"),
         (["--endpoints", "pages,no such"], 2, "is not a WordPress collection name"),
+        (["--endpoints", "pages,deleted"], 2, "names a table the pipeline writes itself"),
         (["--endpoints", "pages,nosuch"], 1, "404 rest_no_route"),
     ],
 )

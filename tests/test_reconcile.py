@@ -19,6 +19,7 @@ import pytest
 from bulletin_pipeline.pipeline import make_pipeline, stored_cursor
 from bulletin_pipeline.sweep import sweep
 from bulletin_pipeline.transport import HttpxAdapter
+from bulletin_pipeline.verify import verify_lake
 from tests.hostile import HostileServer, record
 
 from .conftest import CLOCK, Lake, assert_lake_has
@@ -83,6 +84,8 @@ def test_removals_become_tombstones_and_a_restored_record_is_live_again(lake: La
     deleted_row = next(r for r in lake.rows("deleted") if r["id"] == trashed)
     held = next(r for r in lake.rows("pages") if r["id"] == trashed)
     assert deleted_row["last_dl_hash"] == held["dl_hash"] and deleted_row["last_modified"]
+    verified = verify_lake(lake.settings())
+    assert verified.clean and {t.table: t.rows for t in verified.tables}["deleted"] == len(removed), verified
 
     site.set_status("pages", restored, "publish", at=moment + dt.timedelta(hours=1))
     second = cli(*lake_args(lake), "--sweep-deletions", cwd=lake.root, env=TEST_SITE)
@@ -100,6 +103,10 @@ def test_removals_become_tombstones_and_a_restored_record_is_live_again(lake: La
     assert len(lake.rows("deleted")) == len(removed)
     clean = cli("reconcile", *lake_args(lake), cwd=lake.root, env=TEST_SITE)
     assert clean.returncode == 0 and clean.stdout.count(": in step") == 2, clean.stdout
+
+    tombstone_file = lake.files("deleted")[0]
+    tombstone_file.write_bytes(tombstone_file.read_bytes()[:-64])
+    assert [f.file for f in verify_lake(lake.settings()).faults] == [str(tombstone_file)], "verify reads `deleted` too"
 
 
 def test_reconcile_repair_heals_a_lake_with_a_partition_file_removed(lake: Lake, site):

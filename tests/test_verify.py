@@ -203,7 +203,7 @@ def test_a_rejected_row_is_checked_too(lake: Lake):
     rewrite(target, lambda rows: rows[0].update(payload=rows[0]["payload"] + " "), schema=REJECTED_SCHEMA)
     report = verify_lake(lake.settings())
     assert list(faults(report)) == [str(target)]
-    assert {t.table: t.bad_hash for t in report.tables} == {"pages": 0, "media": 0, "rejected": 1}
+    assert {t.table: t.bad_hash for t in report.tables} == {"pages": 0, "media": 0, "rejected": 1, "deleted": 0}
 
 
 def test_a_file_with_other_columns_is_schema_drift(lake: Lake):
@@ -215,7 +215,7 @@ def test_a_file_with_other_columns_is_schema_drift(lake: Lake):
     pq.write_table(drifted, target)
     report = verify_lake(lake.settings())
     assert faults(report) == {str(target): ["schema drift: extra _dlt_id; id is string, not int64"]}
-    assert {t.table: t.drift for t in report.tables} == {"pages": 0, "media": 1, "rejected": 0}
+    assert {t.table: t.drift for t in report.tables} == {"pages": 0, "media": 1, "rejected": 0, "deleted": 0}
 
 
 def test_a_file_of_a_load_that_never_completed_is_caught(lake: Lake):
