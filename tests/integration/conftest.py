@@ -314,6 +314,8 @@ class WordPress:
 @pytest.fixture(scope="session")
 def wordpress() -> Any:
     """A freshly installed, seeded real WordPress; stopped at session end."""
+    if os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") != "1":
+        pytest.fail("the real-WordPress tier needs one process (one WordPress): add -n 0", pytrace=False)
     failure = None
     try:
         _run_script("install.sh", timeout=1800)
