@@ -52,6 +52,10 @@ def digest_page(body: bytes, spec: DigestSpec, site_now: dt.datetime) -> PageCol
     if not isinstance(records, list):
         raise ValueError(f"a JSON {type(records).__name__}, not a list")
     errors = validation_errors(page_validator(spec.collection, spec.incremental), records)
+    ids = [_int_field(record, "id") for record in records]
+    for index in range(len(records)):
+        if ids[index] is None and index not in errors:  # pydantic takes True and ints past 64 bits
+            errors[index] = ["id: not an integer of 64 bits"]
     trusted: List[Optional[str]] = [None] * len(records)
     for index, record in enumerate(records if spec.incremental else []):
         modified = _str_field(record, "modified")
@@ -63,7 +67,7 @@ def digest_page(body: bytes, spec: DigestSpec, site_now: dt.datetime) -> PageCol
             trusted[index] = modified
     payloads = [serialize(record) for record in records]
     return PageColumns(
-        ids=[_int_field(record, "id") for record in records],
+        ids=ids,
         modified=trusted,
         versions=[version_of(record) for record in records],
         payloads=payloads,
@@ -84,8 +88,13 @@ def serialize(record: Any) -> bytes:
     try:
         return orjson.dumps(record)
     except TypeError:
-        # orjson refuses integers beyond 64 bits; the standard library writes them exactly
-        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        # orjson refuses integers beyond 64 bits and lone surrogates; the standard library writes
+        # both exactly, a lone surrogate as its JSON escape (it has no UTF-8)
+        text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            return json.dumps(record, separators=(",", ":")).encode("utf-8")
 
 
 def validation_errors(validator: TypeAdapter[List[Any]], records: List[Any]) -> Dict[int, List[str]]:

@@ -4,6 +4,8 @@ a missing or lying X-WP-Total, a `modified` not in WordPress's format, a trickli
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import pathlib
 import re
 import time
@@ -137,6 +139,24 @@ def test_a_modified_not_in_wordpress_format_is_rejected_and_wedges_nothing(tmp_p
         assert page["modified_gmt"] in lake.versions("pages")[3] and len(lake.rows("pages")) == 21
         assert medium["modified_gmt"] in lake.versions("media")[105] and len(lake.rows("media")) == 11
         assert (cursor(lake, "pages"), cursor(lake, "media")) == (page["modified"], medium["modified"])
+
+
+def test_an_id_beyond_64_bits_or_a_boolean_is_rejected_and_a_lone_surrogate_is_kept(tmp_path: pathlib.Path):
+    site_pages = pages(20)
+    moment = CLOCK - dt.timedelta(hours=1)
+    site_pages += [{**record("pages", 21, moment), "id": 2**70}, {**record("pages", 22, moment), "id": True}]
+    surrogate = {**record("pages", 23, moment), "title": {"rendered": "half a pair: \ud800"}}
+    with HostileServer({"pages": site_pages + [surrogate], "media": []}) as server:
+        lake = Lake(tmp_path, server)
+        lake.run()
+        rejected = lake.rows("rejected")
+        assert [(r["id"], "id" in r["error"]) for r in rejected] == [(None, True), (None, True)], rejected
+        assert {json.loads(r["payload"])["id"] for r in rejected} == {2**70, True}
+        assert sorted(r["id"] for r in lake.rows("pages")) == list(range(1, 21)) + [23]
+        kept = next(r for r in lake.rows("pages") if r["id"] == 23)
+        assert json.loads(kept["payload"])["title"]["rendered"] == "half a pair: \ud800", "the payload is exact"
+        assert kept["dl_hash"] == hashlib.sha256(kept["payload"].encode("utf-8")).hexdigest()
+        assert cursor(lake) == max(r["modified"] for r in site_pages[:20] + [surrogate])
 
 
 def test_a_trickling_server_times_out_within_total_timeout_and_the_cursor_stays(tmp_path: pathlib.Path):
