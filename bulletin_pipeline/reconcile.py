@@ -121,7 +121,7 @@ def read_indexes(settings: BulletinSettings, endpoints: List[str]) -> Dict[str, 
 
 def repair_settings(settings: BulletinSettings, ids: Dict[str, List[int]]) -> BulletinSettings:
     """`settings` for a run that loads exactly `ids` (endpoint -> ids): `include=` on each
-    collection, a backfill from the earliest date (stateless: no cursor, no ledger moves)."""
+    collection, a backfill from the earliest date (no cursor moves; the ledger notes what it writes)."""
     repaired = copy.copy(settings)
     repaired.endpoints = [endpoint for endpoint in settings.endpoints if ids.get(endpoint)]
     repaired.full_refresh, repaired.if_changed = False, False

@@ -19,7 +19,16 @@ from .envelope import REJECTED_TABLE, Envelope
 from .extraction import SOURCE_NAME, Extraction, collection_path
 from .settings import BulletinSettings, redact_config_traces, resolve_settings
 from .transport import WordPressSession, site_auth
-from .window import LEDGER_KEY, WindowPlan, WrittenVersions, incremental_config, ledger_horizon, plan_window, run_memory
+from .window import (
+    LEDGER_KEY,
+    LEDGER_NEWEST_KEY,
+    WindowPlan,
+    WrittenVersions,
+    incremental_config,
+    ledger_horizon,
+    plan_window,
+    run_memory,
+)
 from .wordpress import OverlappingWindowPaginator, ProgressCallback
 
 READ_AHEAD = 8
@@ -90,14 +99,16 @@ def _envelope_transformer(api_resource: DltResource, endpoint: str, plan: Window
         wrapper = run.envelopes.get(endpoint)
         if wrapper is None:
             inserted_at = run.started()
-            # only stateful runs persist what they wrote; others dedupe within the run
-            persistent = dlt.current.resource_state() if plan.stateful else None
+            # a snapshot keeps no ledger; a backfill notes what it writes for the next incremental run
+            persistent = dlt.current.resource_state() if plan.mode != "snapshot" else None
             if persistent is not None and plan.mode == "full_refresh":
-                persistent.pop(LEDGER_KEY, None)  # a full refresh writes every version again
+                for key in (LEDGER_KEY, LEDGER_NEWEST_KEY):  # a full refresh writes every version again
+                    persistent.pop(key, None)
             if persistent is not None and plan.continued is not None:
                 # the versions the lake already holds count as written (continuation.py)
                 persistent.setdefault(LEDGER_KEY, {}).update(plan.continued.versions)
-            ledger = WrittenVersions(persistent, ledger_horizon(settings), run_memory(settings), inserted_at)
+            horizon, memory = ledger_horizon(settings), run_memory(settings)
+            ledger = WrittenVersions(persistent, horizon, memory, inserted_at, moves_cursor=plan.stateful)
             wrapper = run.envelopes[endpoint] = Envelope(endpoint, inserted_at, ledger)
         for table in page:  # rest_api yields each API page as a list holding its arrow table
             data, rejected = wrapper.wrap(table)

@@ -23,6 +23,8 @@ EARLIEST = "1900-01-01T00:00:00"
 # Stateless runs (backfill) need an end_value; dlt treats the end as exclusive.
 FAR_FUTURE = "9999-12-31T23:59:59"
 LEDGER_KEY = "written_versions"
+# the newest version a cursor-moving run wrote: the ledger keeps `horizon` behind it
+LEDGER_NEWEST_KEY = "written_versions_newest"
 # Back past any cursor before the year 2800, yet keeps dlt's lagged strings at four-digit years.
 FULL_READ_LAG = 900 * 365 * 86400
 
@@ -103,9 +105,10 @@ def _lag(value: str, seconds: int) -> str:
 class WrittenVersions:
     """Which record versions are already written, for the overlap dedup.
 
-    `persistent` is dlt resource state (None for backfills: dedup within the run only); its map
-    (id -> version) is pruned to `horizon_seconds` behind the newest version not after `now`.
-    `recent` bounds the run-local map (None: all)."""
+    `persistent` is dlt resource state (None: dedup within the run only); its map (id -> version)
+    is pruned to `horizon_seconds` behind the newest version a cursor-moving run wrote, not after
+    `now`. A run that does not move the cursor (a backfill, a repair) writes what it reads, yet
+    notes it, so the next incremental run does not write it again. `recent` bounds the run-local map."""
 
     def __init__(
         self,
@@ -113,20 +116,29 @@ class WrittenVersions:
         horizon_seconds: int,
         recent: Optional[int] = None,
         now: Optional[dt.datetime] = None,
+        moves_cursor: bool = True,
     ) -> None:
         self._horizon = horizon_seconds
         self._recent = recent
         self._latest = (now or dt.datetime.now(dt.UTC)).strftime(WP_DATETIME_FORMAT)
+        self._moves_cursor = moves_cursor
         self._run: OrderedDict[int, str] = OrderedDict()
-        self._stored: Dict[str, str] = {} if persistent is None else persistent.setdefault(LEDGER_KEY, {})
-        self._persist = persistent is not None
-        self._newest = max((v for v in self._stored.values() if v[:19] <= self._latest), default="")
+        stored: Dict[str, str] = {} if persistent is None else persistent.get(LEDGER_KEY, {})
+        newest = None if persistent is None else persistent.get(LEDGER_NEWEST_KEY)
+        self._newest: str = newest or max((v for v in stored.values() if v[:19] <= self._latest), default="")
+        # with no cursor run to anchor it, a backfill's notes could only grow: it keeps none
+        self._persistent = persistent if persistent is not None and (moves_cursor or self._newest) else None
+        self._stored = {} if self._persistent is None else self._persistent.setdefault(LEDGER_KEY, stored)
+        if self._persistent is not None and self._newest:
+            self._persistent[LEDGER_NEWEST_KEY] = self._newest
         self._prune()
 
     def is_written(self, record_id: int, version: Optional[str]) -> bool:
         if version is None:
             return False
-        return self._run.get(record_id) == version or self._stored.get(str(record_id)) == version
+        if self._run.get(record_id) == version:
+            return True
+        return self._moves_cursor and self._stored.get(str(record_id)) == version
 
     def admit(self, record_id: int, version: Optional[str]) -> bool:
         """False when this version is already written; else it is noted as written."""
@@ -142,10 +154,10 @@ class WrittenVersions:
         self._run.move_to_end(record_id)
         if self._recent is not None and len(self._run) > self._recent:
             self._run.popitem(last=False)
-        if self._persist:
+        if self._persistent is not None:
             self._stored[str(record_id)] = version
-            if version[:19] <= self._latest:
-                self._newest = max(self._newest, version)
+            if self._moves_cursor and version[:19] <= self._latest and version > self._newest:
+                self._newest = self._persistent[LEDGER_NEWEST_KEY] = version
             if len(self._stored) > self._prune_at:
                 self._prune()
 

@@ -66,6 +66,20 @@ def test_incremental_run_loads_only_the_changed_records(lake: Lake, site: Site):
     assert len(lake.rows("pages")) == before + 4
 
 
+def test_what_a_backfill_wrote_the_next_incremental_run_does_not_write_again(lake: Lake, site: Site):
+    lake.run()
+    edited = sorted(site.published_versions("pages"))[:3]
+    for offset, page_id in enumerate(edited):
+        site.edit("pages", page_id, at=LATER + dt.timedelta(seconds=offset), title=f"Edited {page_id}")
+    backfill = {e.endpoint: e for e in lake.run(last_modified_date=f"{LATER:%Y-%m-%d}").endpoints}["pages"]
+    assert backfill.mode == "backfill" and backfill.loaded >= len(edited)
+    rows = len(lake.rows("pages"))
+    after = {e.endpoint: e for e in lake.run().endpoints}["pages"]
+    assert after.mode == "incremental" and after.loaded == 0, "the edits the backfill wrote are not written again"
+    assert len(lake.rows("pages")) == rows
+    assert_lake_has(lake, site, "pages")
+
+
 def test_same_second_edit_after_the_cursor_is_not_missed(lake: Lake, site: Site):
     first, second = sorted(site.published_versions("pages"))[:2]
     site.edit("pages", first, at=LATER, title="edited at S")

@@ -136,6 +136,14 @@ def test_reconcile_repair_heals_a_lake_with_a_partition_file_removed(lake: Lake,
     again = cli("reconcile", *lake_args(lake), "--endpoints", "pages", cwd=lake.root, env=TEST_SITE)
     assert again.returncode == 0 and "pages:" in again.stdout and ": in step" in again.stdout, again.stdout
 
+    for page in edited[:2]:  # stale in the lake: the repair loads them before any incremental run
+        site.edit("pages", page, at=CLOCK + dt.timedelta(hours=2), title="edited again")
+    stale = cli("reconcile", "--repair", *lake_args(lake), "--endpoints", "pages", cwd=lake.root, env=TEST_SITE)
+    assert stale.returncode == 0 and "2 record(s) loaded" in stale.stdout, stale.stdout + stale.stderr
+    rows = len(lake.rows("pages"))
+    after = {e.endpoint: e for e in lake.run(load_time="12:00:00").endpoints}["pages"]
+    assert after.loaded == 0 and len(lake.rows("pages")) == rows, "the next run writes nothing the repair wrote"
+
 
 def test_a_sweep_interrupted_by_a_503_writes_nothing(lake: Lake, site):
     lake.run()
