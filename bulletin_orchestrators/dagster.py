@@ -26,6 +26,7 @@ from bulletin_pipeline.pipeline import stored_cursor
 from bulletin_pipeline.settings import DEFAULT_PIPELINE_NAME
 from bulletin_pipeline.sites import Site, load_sites
 from bulletin_pipeline.source import envelope_resource_name
+from bulletin_pipeline.tables import table_name
 
 ASSET_PREFIX = "bulletin"
 JOB_NAME = "bulletin_load"
@@ -67,8 +68,8 @@ class BulletinTranslator(DagsterDltTranslator):
             key=self.layout.key(endpoint),
             deps=[],
             group_name=self.layout.group,
-            description=f"WordPress `{endpoint}` of {self.layout.site.name}: the `{endpoint}` table of the lake "
-            "(id, dl_inserted_at, payload, dl_hash), loaded incrementally on `modified`",
+            description=f"WordPress `{endpoint}` of {self.layout.site.name}: the `{table_name(endpoint)}` table of the "
+            "lake (id, dl_inserted_at, payload, dl_hash), loaded incrementally on `modified`",
             kinds={"dlt", "parquet"},
         )
 
@@ -109,12 +110,13 @@ def load_metadata(pipeline: dlt.Pipeline, endpoint: str) -> Dict[str, Any]:
     """Rows written to the endpoint's table, its files, records it rejected, and its cursor after the run."""
     trace = pipeline.last_trace
     rows = trace.last_normalize_info.row_counts if trace and trace.last_normalize_info else {}
-    columns = pipeline.default_schema.get_table_columns(endpoint) if endpoint in pipeline.default_schema.tables else {}
+    table = table_name(endpoint)  # rows and files are counted per table (menu-items: menu_items)
+    columns = pipeline.default_schema.get_table_columns(table) if table in pipeline.default_schema.tables else {}
     files = completed_files(pipeline)
     rejected = [pq.read_table(path, columns=["endpoint"])["endpoint"] for path in files.get(REJECTED_TABLE, [])]
     return {
-        "rows_loaded": dg.MetadataValue.int(int(rows.get(endpoint, 0))),
-        "files": dg.MetadataValue.int(len(files.get(endpoint, []))),
+        "rows_loaded": dg.MetadataValue.int(int(rows.get(table, 0))),
+        "files": dg.MetadataValue.int(len(files.get(table, []))),
         "rejected": dg.MetadataValue.int(
             sum(int(pc.sum(pc.equal(column, endpoint)).as_py() or 0) for column in rejected)
         ),

@@ -5,7 +5,7 @@ already holds again. `lake_continuation` reads the collection's newest partition
 returns the newest trusted `modified` found in their payloads as the cursor, with the versions
 (`digest.version_of`) within `horizon_seconds` of it: the run re-reads its overlap behind that
 cursor and drops what is already written, so the lake goes on with no gap and no double load.
-Every `*.parquet` in `{endpoint}/load_date=.../load_time=.../` is read (the original's
+Every `*.parquet` in `{table}/load_date=.../load_time=.../` is read (the original's
 `de_bulletin_data.parquet` as well as dlt's `{load_id}.{file_id}.parquet`), `id` and `payload`
 only, a row group at a time (lake.py).
 """
@@ -26,6 +26,7 @@ from .digest import WP_DATETIME, trusted_cursor, version_of
 from .errors import DestinationError, first_line
 from .lake import batches, open_parquet
 from .settings import WP_DATETIME_FORMAT
+from .tables import table_name
 
 DATE_PREFIX = "load_date="
 TIME_PREFIX = "load_time="
@@ -51,7 +52,7 @@ def lake_continuation(
     cursor: Optional[str] = None
     kept: Dict[str, Tuple[str, str]] = {}  # id -> (modified, version), the newest version per id
     read: List[str] = []
-    for partition in partitions_newest_first(fs, posixpath.join(dataset_path, endpoint)):
+    for partition in partitions_newest_first(fs, posixpath.join(dataset_path, table_name(endpoint))):
         read.append(partition)
         newest: Optional[str] = None
         for record_id, modified, gmt, version in partition_records(fs, partition):

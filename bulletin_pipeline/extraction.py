@@ -27,11 +27,11 @@ from .errors import ConfigError, LakeLocked
 from .lock import LakeLock, lake_lock
 from .redact import without_credentials
 from .settings import BulletinSettings
+from .tables import SOURCE_NAME
 from .transport import WordPressSession
 from .window import ledger_horizon
 from .wordpress import OverlappingWindowPaginator, ProgressCallback
 
-SOURCE_NAME = "bulletin"
 LAST_LOAD_KEY = "last_load_id"
 WATCH_INTERVAL = 0.1
 

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from .digest import version_of
 from .lake import LakeFile, LakeRoot, completed_loads, lake_files, read_batches
+from .tables import table_name
 from .tombstones import DELETED_TABLE
 
 INDEX_COLUMNS = ["id", "dl_inserted_at", "payload", "dl_hash"]
@@ -69,7 +70,7 @@ def build_index(lake: LakeRoot, endpoint: str) -> LakeIndex:
     run's files are removed by the next run, and never taken as held)."""
     index = LakeIndex(endpoint)
     completed = completed_loads(lake.fs, lake.dataset_path)
-    for file in _completed(lake, endpoint, completed):
+    for file in _completed(lake, table_name(endpoint), completed):
         for batch in read_batches(lake.fs, file.path, INDEX_COLUMNS):
             for record_id, inserted_at, payload, dl_hash in zip(*_columns(batch, INDEX_COLUMNS), strict=True):
                 if record_id is not None and inserted_at is not None and payload is not None:

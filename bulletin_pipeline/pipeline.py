@@ -45,6 +45,7 @@ from .lock import LakeLock, lake_lock
 from .probe import probe_endpoint
 from .settings import DEFAULT_PIPELINE_NAME, BulletinSettings
 from .source import api_resource_name, bulletin_source, envelope_resource_name
+from .tables import table_name
 from .transport import HttpStats, WordPressSession
 from .window import LEDGER_KEY, WindowPlan, ledger_horizon, plan_window
 from .wordpress import ProgressCallback
@@ -312,7 +313,7 @@ def _summarise(
             window=plan.describe(),
             cursor_before=plan.stored_cursor,
             cursor_after=stored_cursor(pipeline, endpoint),
-            files=_files_written(info, endpoint),
+            files=_files_written(info, table_name(endpoint)),
             rereads=paginators[endpoint].rereads if endpoint in paginators else 0,
         )
         if endpoint in envelopes:

@@ -13,6 +13,7 @@ from .envelope import REJECTED_TABLE
 from .errors import ConfigError, DestinationError
 from .pipeline import dataset_url, make_pipeline
 from .settings import BulletinSettings
+from .tables import table_name
 
 DATE_DIR = re.compile(r"load_date=(\d{4}-\d{2}-\d{2})")
 
@@ -62,7 +63,8 @@ def remove(fs: Any, partitions: List[Partition]) -> None:
 
 
 def tables_for(endpoints: List[str]) -> List[str]:
-    return [*endpoints, REJECTED_TABLE]
+    """The tables (folders) of `endpoints` and `rejected`."""
+    return [*map(table_name, endpoints), REJECTED_TABLE]
 
 
 def _name(path: str) -> str:

@@ -18,6 +18,7 @@ from dlt.common.typing import TSecretStrValue
 
 from .errors import ConfigError, first_line
 from .redact import redact_url, redact_value, without_credentials
+from .tables import table_name
 
 SECTIONS = ("sources", "bulletin")
 DEFAULT_PIPELINE_NAME = "bulletin_pipeline"
@@ -172,13 +173,15 @@ def validate(settings: BulletinSettings) -> None:
     for name in settings.endpoints:
         if not _COLLECTION_NAME.match(name):
             raise ConfigError(f"endpoint name {name!r} is not a WordPress collection name (a-z, 0-9, _ or -)")
-        if name in ("rejected", "deleted") or name.startswith("_dlt"):
+        table = table_name(name)
+        if table in ("rejected", "deleted") or table.startswith("_dlt"):
             raise ConfigError(
                 f"endpoint name {name!r} names a table the pipeline writes itself (rejected, deleted, _dlt_*)"
             )
         settings.collection(name)  # validates overrides
     if len(set(settings.endpoints)) != len(settings.endpoints):
         raise ConfigError(f"endpoints lists a collection twice: {','.join(settings.endpoints)}")
+    _check_tables(settings.endpoints)
     if not 3 <= settings.per_page <= 100:
         raise ConfigError(
             f"per_page must be between 3 and 100, got {settings.per_page}: windows overlap by 2 records to "
@@ -213,6 +216,19 @@ def validate(settings: BulletinSettings) -> None:
     http = settings.http
     if http.max_connections < 1 or http.max_attempts < 1:
         raise ConfigError("http.max_connections and http.max_attempts must be >= 1")
+
+
+def _check_tables(endpoints: List[str]) -> None:
+    """Two endpoints whose names dlt normalises to one table would land in one folder, mixed."""
+    seen: Dict[str, str] = {}
+    for name in endpoints:
+        table = table_name(name)
+        if table in seen:
+            raise ConfigError(
+                f"endpoints {seen[table]!r} and {name!r} would both be written to the table {table!r} "
+                "(dlt's table names: a-z, 0-9 and _); rename one in collections, its path can stay"
+            )
+        seen[table] = name
 
 
 def _parse(value: str, what: str, pattern: str, parse: Callable[[str], T], form: str) -> T:

@@ -33,6 +33,7 @@ from .lake import LakeFile, LakeRoot, batches, completed_loads, lake_files, open
 from .lock import LOCK_NAME
 from .pipeline import make_pipeline, restore_state, stored_cursor
 from .settings import BulletinSettings
+from .tables import table_name
 from .tombstones import DELETED_SCHEMA, DELETED_TABLE
 from .version_index import VersionIndex, version_key
 
@@ -155,7 +156,8 @@ def verify_lake(
                 if not root.fs.isdir(root.dataset_path):  # a typo'd bucket_url must not look like a clean lake
                     raise ConfigError(f"no lake at {root.url}; check --bucket-url")
                 tables = [*settings.endpoints, REJECTED_TABLE, DELETED_TABLE]
-                files = {table: lake_files(root.fs, root.dataset_path, table, root.layout) for table in tables}
+                # an endpoint is reported by its name, its files read from its table (menu-items: menu_items/)
+                files = {t: lake_files(root.fs, root.dataset_path, table_name(t), root.layout) for t in tables}
                 completed = completed_loads(root.fs, root.dataset_path)
                 lock_note = _lock_note(root)
             except (OSError, ValueError) as exc:
