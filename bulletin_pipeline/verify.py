@@ -98,6 +98,8 @@ class TableReport:
             return self.cursor_fault
         if self.unread():
             return f"stored cursor {self.cursor}: not compared, {self.unread()}"
+        if self.newest_modified is None:
+            return f"no record yet, stored cursor {self.cursor} (its initial value)"
         if self.cursor is None:
             return f"newest modified {self.newest_modified}, no stored cursor (only backfills wrote it)"
         verdict = (
@@ -115,6 +117,7 @@ class VerifyReport:
     faults: List[Fault] = field(default_factory=list)
     lock_note: Optional[str] = None
     seconds: float = 0.0
+    absent: List[str] = field(default_factory=list)  # endpoints with no file and no cursor: a typo?
 
     @property
     def clean(self) -> bool:
@@ -132,7 +135,9 @@ class VerifyReport:
         for table in [t.table for t in self.tables]:
             files = sum(f.table == table and f.file is not None for f in self.faults)
             cursor = any(f.table == table and f.file is None for f in self.faults)
-            if files or cursor:
+            if table in self.absent:
+                per_table.append(f"{table}: not in the lake")
+            elif files or cursor:
                 per_table.append(f"{table}: {files} file(s)" + (" and its cursor" if cursor else ""))
         files = sum(f.file is not None for f in self.faults)
         return f"not clean, {files} file(s) at fault ({'; '.join(per_table)})"
@@ -165,10 +170,15 @@ def verify_lake(
             restore_state(pipeline)
             report = VerifyReport(root.url, [], lock_note=lock_note)
             checker = _Checker(root, completed, sum(len(f) for f in files.values()), progress)
+            checker.baseline = settings.default_baseline_datetime
             for table in tables:
                 incremental = table in settings.endpoints and settings.collection(table).incremental
                 cursor = stored_cursor(pipeline, table) if incremental else None
                 report.tables.append(checker.table(table, files[table], incremental, cursor, report.faults))
+                if table in settings.endpoints and not files[table] and cursor is None:
+                    report.absent.append(table)
+                    problem = "not in the lake: no file and no stored cursor (check --endpoints)"
+                    report.faults.append(Fault(table, None, [problem]))
     report.seconds = round(time.monotonic() - started, 3)
     return report
 
@@ -183,6 +193,7 @@ class _Checker:
         self.done = 0
         self.rows = 0
         self.progress = progress
+        self.baseline = ""  # a cursor not past it was never moved by a record (an empty collection)
 
     def table(
         self, table: str, files: List[LakeFile], incremental: bool, cursor: Optional[str], faults: List[Fault]
@@ -207,7 +218,7 @@ class _Checker:
                 fault.problems.append(problem)
         faults.extend(found[index] for index in sorted(found))
         if incremental and not report.unread():  # what cannot be read may hold the newest record
-            report.cursor_fault = _cursor_fault(report)
+            report.cursor_fault = _cursor_fault(report, self.baseline)
             if report.cursor_fault:
                 faults.append(Fault(table, None, [report.cursor_fault]))
         return report
@@ -348,10 +359,12 @@ def _drift(schema: pa.Schema, contract: pa.Schema) -> Optional[str]:
     return f"schema drift: {'; '.join(parts or ['columns in another order'])}"
 
 
-def _cursor_fault(report: TableReport) -> Optional[str]:
+def _cursor_fault(report: TableReport, baseline: str) -> Optional[str]:
     """The stored cursor may never pass the records the lake holds: else records up to it are missing."""
     if report.cursor is None:
         return None
+    if report.newest_modified is None and report.cursor <= baseline:
+        return None  # the collection had no record yet: its cursor is still the initial value
     if report.newest_modified is None:
         return f"the stored cursor is {report.cursor} but the lake holds no record of {report.table}"
     if report.cursor > report.newest_modified:

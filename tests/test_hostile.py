@@ -16,6 +16,7 @@ import pytest
 from bulletin_pipeline.errors import BulletinError
 from bulletin_pipeline.pipeline import RunSummary, make_pipeline, stored_cursor
 from bulletin_pipeline.source import READ_AHEAD
+from bulletin_pipeline.verify import verify_lake
 from bulletin_pipeline.wordpress import WINDOW_OVERLAP
 
 from .conftest import Lake
@@ -157,6 +158,7 @@ def test_an_id_beyond_64_bits_or_a_boolean_is_rejected_and_a_lone_surrogate_is_k
         assert json.loads(kept["payload"])["title"]["rendered"] == "half a pair: \ud800", "the payload is exact"
         assert kept["dl_hash"] == hashlib.sha256(kept["payload"].encode("utf-8")).hexdigest()
         assert cursor(lake) == max(r["modified"] for r in site_pages[:20] + [surrogate])
+        assert verify_lake(lake.settings()).clean, "an empty collection (media) is clean, the surrogate's hash holds"
 
 
 def test_a_trickling_server_times_out_within_total_timeout_and_the_cursor_stays(tmp_path: pathlib.Path):

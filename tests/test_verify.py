@@ -158,6 +158,13 @@ def test_no_lake_at_the_bucket_is_a_one_line_error(tmp_path: pathlib.Path):
     assert not (tmp_path / "typo").exists()
 
 
+def test_an_endpoint_the_lake_never_held_is_named_not_passed_as_clean(lake: Lake, tmp_path: pathlib.Path):
+    result = verify_cli("--bucket-url", str(lake.bucket), "--endpoints", "pages,posts", cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "posts: not in the lake: no file and no stored cursor (check --endpoints)" in result.stderr
+    assert "not clean, 0 file(s) at fault (posts: not in the lake)" in result.stderr, result.stderr
+
+
 # -- the other faults, through the library ------------------------------------------------------
 
 
