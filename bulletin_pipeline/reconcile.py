@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from .deletions import sweep_deletions
+from .extraction import check_site
 from .lake import open_lake
 from .lakeindex import LakeIndex, build_index
-from .pipeline import dlt_step, locked_lake, make_pipeline, run_pipeline
+from .pipeline import dlt_step, locked_lake, make_pipeline, restore_state, run_pipeline
 from .settings import EARLIEST_DATE, BulletinSettings
 from .sweep import Listing, SweepIncomplete, confirm_gone, sweep
 from .transport import HttpxAdapter
@@ -115,7 +116,12 @@ def compare(adapter: HttpxAdapter, settings: BulletinSettings, listing: Listing,
 
 
 def read_indexes(settings: BulletinSettings, endpoints: List[str]) -> Dict[str, LakeIndex]:
-    with open_lake(make_pipeline(settings)) as lake:
+    """Each endpoint's index, from a lake of this site (a lake another site loaded is refused)."""
+    pipeline = make_pipeline(settings)
+    with open_lake(pipeline) as lake:
+        if lake.fs.isdir(lake.dataset_path):
+            restore_state(pipeline)
+            check_site(pipeline, settings)
         return {endpoint: build_index(lake, endpoint) for endpoint in endpoints}
 
 

@@ -236,6 +236,13 @@ def test_reconcile_of_an_empty_lake_reports_everything_missing(lake: Lake, site)
     assert not lake.dataset.exists() or not any(lake.dataset.rglob("*.parquet")), "read-only by default"
 
 
+def test_reconcile_refuses_a_lake_another_site_loaded(lake: Lake, site):
+    lake.run()
+    other = cli("reconcile", *lake_args(lake), cwd=lake.root, env={"SOURCES__BULLETIN__SITE_ID": "another-site"})
+    assert other.returncode == 2 and "belongs to 'test-site', not 'another-site'" in other.stderr, other.stderr
+    assert len(other.stderr.strip().splitlines()) == 1 and "Traceback" not in other.stderr
+
+
 def test_reconcile_help_and_bad_input(tmp_path):
     assert cli("reconcile", "--help", cwd=tmp_path).returncode == 0
     bad = cli("reconcile", "--base-url", "ftp://nope", cwd=tmp_path)
