@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import re
 from typing import Any, Callable, Dict, List, Optional, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
@@ -160,6 +161,7 @@ def validate(settings: BulletinSettings) -> None:
         settings.params = {**(settings.params or {}), **dict(parse_qsl(query, keep_blank_values=True))}
     settings.base_url = urlunsplit((scheme, netloc, path if path.endswith("/") else path + "/", "", ""))
     settings.site_id = without_credentials(settings.site_id or settings.base_url)
+    settings.bucket_url = checked_bucket_url(settings.bucket_url)
     if not re.fullmatch(r"[a-z0-9_]+", settings.pipeline_name):
         raise ConfigError(f"pipeline_name {settings.pipeline_name!r} may hold only a-z, 0-9 and _ (it names a folder)")
     if settings.http.password and not settings.http.username:
@@ -213,6 +215,28 @@ def validate(settings: BulletinSettings) -> None:
     http = settings.http
     if http.max_connections < 1 or http.max_attempts < 1:
         raise ConfigError("http.max_connections and http.max_attempts must be >= 1")
+
+
+def checked_bucket_url(bucket_url: Optional[str]) -> str:
+    """`bucket_url` with `~` expanded; a typo (`s3:/x`, empty, unknown scheme, no bucket) is an error, not a folder."""
+    value = (bucket_url or "").strip()
+    example = "e.g. s3://my-bucket/prefix, file:///data/lake or a folder such as ./lake"
+    if not value:
+        raise ConfigError(f"bucket_url is empty; leave it unset for the current folder, or give one, {example}")
+    typo = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]+):/*(?!/)(.*)$", value)
+    if typo and "://" not in value:  # `s3:/x`, `s3:x`: a URL missing a slash, not a folder named `s3:`
+        slashes = ":///" if typo[1].lower() == "file" else "://"
+        raise ConfigError(f"bucket_url {value!r} is not a valid URL; did you mean '{typo[1]}{slashes}{typo[2]}'?")
+    if "://" not in value:
+        return os.path.expanduser(value)
+    import fsspec  # dlt's filesystem destination opens the bucket through fsspec
+
+    scheme, _, rest = value.partition("://")
+    if scheme.lower() not in fsspec.available_protocols():
+        raise ConfigError(f"bucket_url {redact_url(value)!r}: unknown scheme {scheme!r}; {example}")
+    if not rest.strip("/"):
+        raise ConfigError(f"bucket_url {value!r} names no bucket or path; {example}")
+    return value
 
 
 def _parse(value: str, what: str, pattern: str, parse: Callable[[str], T], form: str) -> T:

@@ -97,6 +97,33 @@ def test_bad_input_gives_one_line_and_a_non_zero_exit(lake: Lake, tmp_path, args
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+@pytest.mark.parametrize(
+    "bucket_url, message",
+    [
+        ("s3:/x", "did you mean 's3://x'?"),
+        ("", "bucket_url is empty"),
+        ("gs2://foo/bar", "unknown scheme 'gs2'"),
+        ("s3://", "names no bucket or path"),
+    ],
+)
+def test_a_mistyped_bucket_url_is_an_error_not_a_local_folder(lake: Lake, tmp_path, bucket_url, message):
+    work = tmp_path / "work"
+    work.mkdir()
+    result = cli(*lake_args(lake), "--bucket-url", bucket_url, cwd=work)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not list(work.iterdir()) and not lake.bucket.exists()  # nothing written anywhere
+
+
+def test_a_bucket_url_under_home_is_expanded(lake: Lake, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    result = cli(*lake_args(lake), "--bucket-url", "~/lakeX", cwd=work, env={"HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert list((tmp_path / "lakeX" / "bulletin_raw" / "pages").rglob("*.parquet")) and not list(work.iterdir())
+
+
 def test_missing_base_url_and_unreachable_host(tmp_path):
     result = cli("--bucket-url", str(tmp_path / "lake"), "--pipelines-dir", str(tmp_path / "p"), cwd=tmp_path)
     assert result.returncode == 2 and "base_url is not set" in result.stderr
