@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import difflib
 import os
 import re
 from typing import Any, Callable, Dict, List, Optional, TypeVar
@@ -121,12 +122,30 @@ def resolve_settings(**overrides: Any) -> BulletinSettings:
         settings = resolve_configuration(BulletinSettings(), sections=SECTIONS, explicit_value=explicit)
     except Exception as exc:  # dlt's config errors are multi-line; keep the first line
         raise ConfigError(f"invalid configuration: {first_line(exc)}") from exc
+    check_config_keys()
     if http_overrides:
         for key, value in http_overrides.items():
             setattr(settings.http, key, value)
     validate(settings)
     redact_config_traces()
     return settings
+
+
+def check_config_keys() -> None:
+    """A misspelled key under [sources.bulletin] (or its http table) in a TOML file is an error: dlt ignores it."""
+    allowed = {"": set(BulletinSettings.get_resolvable_fields()) | {"sites"}}
+    allowed["http."] = set(HttpSettings.get_resolvable_fields())
+    for provider in dlt.config.config_providers:
+        table, _ = (None, None) if provider.is_empty else provider.get_value(SECTIONS[1], Any, None, SECTIONS[0])
+        if not isinstance(table, dict):
+            continue  # environment variables and vaults are looked up by key: they cannot be listed
+        http = table.get("http")
+        tables: Dict[str, Dict[str, Any]] = {"": table, "http.": http if isinstance(http, dict) else {}}
+        for prefix, keys in allowed.items():
+            for key in sorted(set(tables[prefix]) - keys):
+                close = difflib.get_close_matches(key, keys, n=1)
+                hint = f"did you mean {prefix}{close[0]}?" if close else "see the keys in README.md's Configuration"
+                raise ConfigError(f"{provider.name}: unknown key sources.bulletin.{prefix}{key}; {hint}")
 
 
 def redact_config_traces() -> None:

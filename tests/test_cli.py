@@ -181,6 +181,22 @@ def test_config_toml_in_the_working_folder_is_read(lake: Lake, tmp_path):
     assert lake.rows("media") and not lake.rows("pages")
 
 
+@pytest.mark.parametrize(
+    "toml, message",
+    [
+        ('bucket_uri = "lake"', "config.toml: unknown key sources.bulletin.bucket_uri; did you mean bucket_url?"),
+        ("[sources.bulletin.http]\nmax_conections = 3", "did you mean http.max_connections?"),
+    ],
+)
+def test_a_misspelled_config_key_is_an_error(lake: Lake, tmp_path, toml, message):
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_text(f'[sources.bulletin]\nbase_url = "{lake.server.base_url}"\n{toml}\n')
+    result = cli("--pipelines-dir", str(lake.pipelines_dir), cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "bulletin_raw").exists() and not (tmp_path / "lake").exists()
+
+
 def test_demo_runs_from_an_empty_folder(tmp_path):
     result = cli("--demo", "--pipelines-dir", str(tmp_path / "pipelines"), cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr
