@@ -19,7 +19,7 @@ from dlt.common.configuration.utils import get_resolved_traces
 from dlt.common.typing import TSecretStrValue
 
 from .errors import ConfigError, first_line
-from .redact import redact_url, redact_value, without_credentials
+from .redact import Names, query_names, redact_url, redact_value, without_credentials
 
 SECTIONS = ("sources", "bulletin")
 DEFAULT_PIPELINE_NAME = "bulletin_pipeline"
@@ -49,6 +49,8 @@ class HttpSettings(BaseConfiguration):
     username: Optional[str] = None
     password: Optional[TSecretStrValue] = None
     """HTTP Basic credentials (secrets.toml or env); a base_url's `user:pass@` lands here."""
+    secret_params: Optional[List[str]] = None
+    """Query parameters whose values are masked in every output and store; a base_url's query names land here."""
 
 
 @configspec
@@ -127,7 +129,7 @@ def resolve_settings(**overrides: Any) -> BulletinSettings:
         for key, value in http_overrides.items():
             setattr(settings.http, key, value)
     validate(settings)
-    redact_config_traces()
+    redact_config_traces(settings.http.secret_params or ())
     return settings
 
 
@@ -148,11 +150,11 @@ def check_config_keys() -> None:
                 raise ConfigError(f"{provider.name}: unknown key sources.bulletin.{prefix}{key}; {hint}")
 
 
-def redact_config_traces() -> None:
+def redact_config_traces(names: Names = ()) -> None:
     """dlt's run trace keeps the resolved config values (a base_url with user:pass@): redact them."""
     traces = get_resolved_traces()
     for log in (traces.resolved_traces, traces.all_traces):
-        log[:] = [t._replace(value=redact_value(t.value)) for t in log]
+        log[:] = [t._replace(value=redact_value(t.value, names)) for t in log]
 
 
 def validate(settings: BulletinSettings) -> None:
@@ -168,7 +170,7 @@ def validate(settings: BulletinSettings) -> None:
         scheme, netloc, path, query, _ = urlsplit(settings.base_url)
     except ValueError:
         raise ConfigError(
-            f"base_url {redact_url(settings.base_url)!r} is not an http(s) URL; "
+            f"base_url {redact_url(settings.base_url, query_names(settings.base_url))!r} is not an http(s) URL; "
             "expected the REST base, e.g. https://www.example.edu/wp-json/wp/v2/"
         ) from None
     # credentials go to the Authorization header, the query to every request's params
@@ -176,8 +178,10 @@ def validate(settings: BulletinSettings) -> None:
         userinfo, _, netloc = netloc.rpartition("@")
         username, _, password = userinfo.partition(":")
         settings.http.username, settings.http.password = unquote(username), unquote(password)
-    if query:
-        settings.params = {**(settings.params or {}), **dict(parse_qsl(query, keep_blank_values=True))}
+    if query:  # every value there is a secret (a nonce, a token by any name); params set apart are not
+        pairs = parse_qsl(query, keep_blank_values=True)
+        settings.params = {**(settings.params or {}), **dict(pairs)}
+        settings.http.secret_params = sorted({*(settings.http.secret_params or ()), *(name for name, _ in pairs)})
     settings.base_url = urlunsplit((scheme, netloc, path if path.endswith("/") else path + "/", "", ""))
     settings.site_id = without_credentials(settings.site_id or settings.base_url)
     settings.bucket_url = checked_bucket_url(settings.bucket_url)
