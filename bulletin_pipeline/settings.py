@@ -173,6 +173,7 @@ def validate(settings: BulletinSettings) -> None:
             f"base_url {redact_url(settings.base_url, query_names(settings.base_url))!r} is not an http(s) URL; "
             "expected the REST base, e.g. https://www.example.edu/wp-json/wp/v2/"
         ) from None
+    check_authority(settings.base_url, path)
     # credentials go to the Authorization header, the query to every request's params
     if "@" in netloc:
         userinfo, _, netloc = netloc.rpartition("@")
@@ -238,6 +239,21 @@ def validate(settings: BulletinSettings) -> None:
     http = settings.http
     if http.max_connections < 1 or http.max_attempts < 1:
         raise ConfigError("http.max_connections and http.max_attempts must be >= 1")
+
+
+def check_authority(url: str, path: str) -> None:
+    """An unencoded `/`, `#` or `?` in a password splits the URL before its `@`: fail now, echoing nothing of it."""
+    try:
+        urlsplit(url).port  # noqa: B018 - parsing the port is the check
+        if "@" not in path:  # a WordPress REST path has none; one there ended a password early
+            return
+    except ValueError:
+        if "@" not in url:
+            raise ConfigError("base_url has a port that is not a number from 0 to 65535") from None
+    raise ConfigError(
+        "credentials in base_url must be percent-encoded (/ as %2F, # as %23, ? as %3F, @ as %40), "
+        "or set them apart as sources.bulletin.http.username and password"
+    )
 
 
 def checked_bucket_url(bucket_url: Optional[str]) -> str:

@@ -202,6 +202,16 @@ def test_every_value_of_the_base_urls_query_is_a_secret_whatever_its_name(auth_s
     assert_nowhere([nonce, jwt, API_KEY, PASSWORD], outputs, pipelines, lake)
 
 
+@pytest.mark.parametrize("separator", ["/", "#", "?"])
+def test_an_unencoded_password_is_an_error_that_echoes_none_of_it(auth_site: AuthSite, tmp_path, separator):
+    lake, pipelines = tmp_path / "lake", tmp_path / "pipelines"
+    base_url = auth_site.base_url(userinfo=f"{USER}:Pa{separator}SSWD9@")
+    result = cli("--base-url", base_url, "--bucket-url", str(lake), "--pipelines-dir", str(pipelines), cwd=tmp_path)
+    assert result.returncode == 2 and "credentials in base_url must be percent-encoded" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not auth_site.seen, result.stderr
+    assert_nowhere([f"{USER}:Pa", "SSWD9"], {"run": result.stdout + result.stderr}, tmp_path)
+
+
 def test_a_state_stored_with_credentials_in_the_site_id_is_the_same_site(auth_site: AuthSite, tmp_path):
     """States written before credentials were kept out of the site id still match the site, and
     the next run stores the id without them."""
