@@ -18,7 +18,7 @@ from dlt.common.configuration.specs import BaseConfiguration
 from dlt.common.configuration.utils import get_resolved_traces
 from dlt.common.typing import TSecretStrValue
 
-from .errors import ConfigError, first_line
+from .errors import ConfigError, cause_chain, first_line
 from .redact import Names, query_names, redact_url, redact_value, without_credentials
 
 SECTIONS = ("sources", "bulletin")
@@ -121,9 +121,16 @@ def resolve_settings(**overrides: Any) -> BulletinSettings:
     explicit = {k: v for k, v in overrides.items() if v is not None}
     http_overrides = explicit.pop("http", None)
     try:
+        configured = dlt.config.get(".".join((*SECTIONS, "endpoints"))) if "endpoints" not in explicit else None
+        if isinstance(configured, str) and not configured.lstrip().startswith("["):  # `pages,media`, not JSON
+            explicit["endpoints"] = configured.split(",")
         settings = resolve_configuration(BulletinSettings(), sections=SECTIONS, explicit_value=explicit)
-    except Exception as exc:  # dlt's config errors are multi-line; keep the first line
-        raise ConfigError(f"invalid configuration: {first_line(exc)}") from exc
+    except Exception as exc:  # dlt's config errors are multi-line; keep the first line (a TOML error's is its cause)
+        line = first_line(exc)
+        *_, innermost = cause_chain(exc)
+        raise ConfigError(
+            f"invalid configuration: {line}{' ' + first_line(innermost) if line.endswith(':') else ''}"
+        ) from exc
     check_config_keys()
     if http_overrides:
         for key, value in http_overrides.items():
@@ -165,7 +172,7 @@ def validate(settings: BulletinSettings) -> None:
             "or set sources.bulletin.base_url in .dlt/config.toml / SOURCES__BULLETIN__BASE_URL"
         )
     try:
-        if not re.match(r"^https?://[^/\s]+", settings.base_url):
+        if not re.match(r"^https?://[^/\s]+", settings.base_url, re.IGNORECASE):
             raise ValueError
         scheme, netloc, path, query, _ = urlsplit(settings.base_url)
     except ValueError:
@@ -212,6 +219,10 @@ def validate(settings: BulletinSettings) -> None:
         )
     parse_wp_datetime(settings.default_baseline_datetime, "default_baseline_datetime")
     if settings.last_modified_date is not None:
+        if settings.full_refresh:
+            raise ConfigError(
+                "--full-refresh reads every record, so --last-modified-date would be ignored: give one of them"
+            )
         day = parse_date(settings.last_modified_date, "--last-modified-date")
         if day < EARLIEST_DATE:  # also keeps the window's arithmetic within datetime's range
             raise ConfigError(

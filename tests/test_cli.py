@@ -84,6 +84,7 @@ def test_a_run_prints_a_summary_and_dlt_can_inspect_it(lake: Lake, tmp_path):
         (["--endpoints", "pages,no such"], 2, "is not a WordPress collection name"),
         (["--endpoints", "pages,deleted"], 2, "names a table the pipeline writes itself"),
         (["--endpoints", "pages,nosuch"], 1, "404 rest_no_route"),
+        (["--full-refresh", "--last-modified-date", "2024-01-01"], 2, "give one of them"),
     ],
 )
 def test_bad_input_gives_one_line_and_a_non_zero_exit(lake: Lake, tmp_path, args, code, message):
@@ -195,6 +196,21 @@ def test_a_misspelled_config_key_is_an_error(lake: Lake, tmp_path, toml, message
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (tmp_path / "bulletin_raw").exists() and not (tmp_path / "lake").exists()
+
+
+def test_a_broken_config_toml_names_the_line_and_column(tmp_path):
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_text('[sources.bulletin]\nbase_url = "x\n')
+    result = cli("--pipelines-dir", str(tmp_path / "p"), cwd=tmp_path)
+    assert result.returncode == 2 and "at line 2 col 13" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_comma_separated_endpoints_from_the_environment_and_an_upper_case_scheme(lake: Lake, tmp_path):
+    upper = lake.server.base_url.replace("http://", "HTTP://", 1)
+    result = cli(*lake_args(lake), "--base-url", upper, cwd=tmp_path, env={"SOURCES__BULLETIN__ENDPOINTS": "media"})
+    assert result.returncode == 0, result.stderr
+    assert lake.rows("media") and not lake.rows("pages")
 
 
 def test_demo_runs_from_an_empty_folder(tmp_path):
