@@ -14,14 +14,16 @@ from urllib.parse import urlsplit
 import requests
 
 from .errors import WordPressError, WordPressUnreachable, cause_chain
-from .redact import redact_url
+from .redact import Names, redact_url
 
 MAX_RETRY_AFTER_SECONDS = 120.0
 
 
-def check_answer(url: str, answer: requests.Response, attempts: int, authenticated: bool = False) -> None:
+def check_answer(
+    url: str, answer: requests.Response, attempts: int, authenticated: bool = False, secret_params: Names = ()
+) -> None:
     """Raise a one-line WordPressError for anything that is not a JSON list page."""
-    url = redact_url(url)
+    url = redact_url(url, secret_params)
     content_type = answer.headers.get("content-type", "")
     status = answer.status_code
     if status >= 400:
@@ -90,8 +92,8 @@ def unresolved(exc: BaseException) -> bool:
     return any(isinstance(e, socket.gaierror) for e in cause_chain(exc))
 
 
-def unreachable(url: str, exc: BaseException, attempts: int) -> WordPressUnreachable:
-    url = redact_url(url)
+def unreachable(url: str, exc: BaseException, attempts: int, secret_params: Names = ()) -> WordPressUnreachable:
+    url = redact_url(url, secret_params)
     host = urlsplit(url).netloc.rpartition("@")[2]
     message = f"cannot reach {host}: {describe(exc)} (after {attempts} attempt(s), GET {url}); "
     return WordPressUnreachable(message + "check base_url and that the site is up", url)

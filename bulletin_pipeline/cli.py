@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable, Dict, NoReturn, Optional, Sequence
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence
 
 from rich.console import Console
 from rich.markup import escape
@@ -218,20 +218,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     out = Console(width=None if sys.stdout.isatty() else 120)
     err = Console(stderr=True)
+    secret_params: List[str] = []  # the base_url's query names, masked in the logs and the error line too
 
     def run() -> int:
         if args.demo:
             return run_demo(args, out, err)
+        settings = settings_from_args(args)
+        secret_params.extend(settings.http.secret_params or ())
+        redact_log_records(tuple(secret_params))
         try:
             with ProgressView(err) as progress:
-                summary = run_pipeline(settings_from_args(args), progress=progress)
+                summary = run_pipeline(settings, progress=progress)
         except EndpointsFailed as failure:
             render_summary(failure.summary, out)  # what did load, before the one-line error
             raise
         render_summary(summary, out)
         return 1 if any(d.tombstones is None for d in summary.deletions.values()) else 0
 
-    return _guarded(run, argv)
+    return _guarded(run, argv, secret_params)
 
 
 def main_and_exit() -> NoReturn:
@@ -241,7 +245,7 @@ def main_and_exit() -> NoReturn:
     sys.exit(code)
 
 
-def _guarded(run: Callable[[], int], argv: Sequence[str]) -> int:
+def _guarded(run: Callable[[], int], argv: Sequence[str], secret_params: Sequence[str] = ()) -> int:
     """Errors as one line and an exit code; the traceback only with --verbose. Both redacted."""
     verbose = "--verbose" in argv or "-v" in argv
     if not verbose:
@@ -262,11 +266,11 @@ def _guarded(run: Callable[[], int], argv: Sequence[str]) -> int:
         return 128 + sig
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if verbose:
-            sys.stderr.write(redact_text(traceback.format_exc()))  # plain: rich crawls dlt's deep chains
+            sys.stderr.write(redact_text(traceback.format_exc(), secret_params))  # plain: rich crawls dlt's deep chains
         if isinstance(exc, BulletinError):
-            err.print(f"[red]error:[/] {escape(redact_text(str(exc)))}", highlight=False, soft_wrap=True)
+            err.print(f"[red]error:[/] {escape(redact_text(str(exc), secret_params))}", highlight=False, soft_wrap=True)
             return exc.exit_code
-        first = redact_text((str(exc).strip().splitlines() or [""])[0])
+        first = redact_text((str(exc).strip().splitlines() or [""])[0], secret_params)
         err.print(
             f"[red]error:[/] {type(exc).__name__}: {escape(first)} (run with --verbose for details)", soft_wrap=True
         )

@@ -205,7 +205,9 @@ def run_pipeline(
             extraction = Extraction(run_settings, progress, lock=lake.lock, now=now, continued=continued)
             try:
                 with dlt_step(pipeline):
-                    info = pipeline.run(bulletin_source(extraction=extraction), loader_file_format="parquet")
+                    # endpoints given: dlt would otherwise parse SOURCES__BULLETIN__ENDPOINTS=pages,media as JSON
+                    source = bulletin_source(endpoints=run_settings.endpoints, extraction=extraction)
+                    info = pipeline.run(source, loader_file_format="parquet")
                 info.raise_on_failed_jobs()
                 break
             except WordPressError as exc:

@@ -8,6 +8,7 @@ from typing import Sequence
 from rich.console import Console
 
 from .reconcile import reconcile
+from .redact import redact_log_records
 from .settings import resolve_settings
 
 
@@ -39,6 +40,7 @@ def reconcile_main(argv: Sequence[str], out: Console) -> int:
         endpoints=args.endpoints.split(",") if args.endpoints is not None else None,
         pipelines_dir=args.pipelines_dir,
     )
+    redact_log_records(tuple(settings.http.secret_params or ()))  # a base_url's query values out of --verbose logs
     report = reconcile(settings, repair=args.repair)
     for endpoint in report.endpoints:
         out.print(endpoint.describe(report.repaired), highlight=False, soft_wrap=True)

@@ -7,28 +7,47 @@ import functools
 import logging
 import re
 import sys
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, Sequence, Tuple
+from urllib.parse import parse_qsl, quote_plus, urlsplit, urlunsplit
 
 MASK = "***"
 # names whose values are secrets; `author` (a WordPress filter) is not `auth`
 SECRET_NAME = r"[\w.-]*(?:key|token|secret|pass|auth(?!or)|sig|credential|session)[\w.-]*"
-_QUERY_SECRET = re.compile(rf"((?:^|[&;]){SECRET_NAME}=)[^&;#]*", re.IGNORECASE)
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>`]+", re.IGNORECASE)
-# `"api_key": "v"`, `'token': 'v'`, `password = "v"` (JSON, reprs, TOML); `api_key=v` in free text
-_QUOTED_SECRET = re.compile(rf"""(["']?{SECRET_NAME}["']?\s*[:=]\s*)(["'])(?:(?!\2).)*\2""", re.IGNORECASE)
-_BARE_SECRET = re.compile(rf"((?<![\w/?&;.-]){SECRET_NAME}=)[^\s&;,'\"]+", re.IGNORECASE)
-_SECRET_KEY = re.compile(SECRET_NAME, re.IGNORECASE)
+Names = Sequence[str]
+"""Query parameter names whose values are secrets whatever they are called (a base_url's query)."""
 
 
-def redact_url(url: str) -> str:
-    """`url` with its userinfo as `***@` and the values of secret-looking query parameters as `***`."""
+@functools.lru_cache(maxsize=64)
+def _patterns(names: Tuple[str, ...]) -> Tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """The secret-value patterns for SECRET_NAME and `names` (as given and as a URL's query spells them)."""
+    name = "|".join([SECRET_NAME, *(re.escape(n) for n in sorted({*names, *map(quote_plus, names)}) if n)])
+    return (
+        re.compile(rf"((?:^|[&;])(?:{name})=)[^&;#]*", re.IGNORECASE),  # a URL's query
+        # `"api_key": "v"`, `'token': 'v'`, `password = "v"` (JSON, reprs, TOML); `api_key=v` in free text
+        re.compile(rf"""(["']?(?:{name})["']?\s*[:=]\s*)(["'])(?:(?!\2).)*\2""", re.IGNORECASE),
+        re.compile(rf"((?<![\w/?&;.-])(?:{name})=)[^\s&;,'\"]+", re.IGNORECASE),
+        re.compile(name, re.IGNORECASE),  # a dict's key
+    )
+
+
+def query_names(url: str) -> Tuple[str, ...]:
+    """The names in `url`'s query (none when it does not parse)."""
+    try:
+        return tuple(name for name, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True))
+    except ValueError:
+        return ()
+
+
+def redact_url(url: str, names: Names = ()) -> str:
+    """`url` with its userinfo as `***@` and the values of secret-looking (or `names`) query parameters as `***`."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return _URL.sub(MASK, url)
     netloc = f"{MASK}@{parts.netloc.rpartition('@')[2]}" if "@" in parts.netloc else parts.netloc
-    return urlunsplit(parts._replace(netloc=netloc, query=_QUERY_SECRET.sub(rf"\g<1>{MASK}", parts.query)))
+    query = _patterns(tuple(names))[0].sub(rf"\g<1>{MASK}", parts.query)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def without_credentials(url: str) -> str:
@@ -37,33 +56,35 @@ def without_credentials(url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])) if "@" in parts.netloc else url
 
 
-def redact_text(text: str) -> str:
-    """`text` with every URL redacted and every secret-looking `name: value` pair masked."""
-    text = _URL.sub(lambda m: redact_url(m.group(0)), text)
-    text = _QUOTED_SECRET.sub(rf"\g<1>\g<2>{MASK}\g<2>", text)
-    return _BARE_SECRET.sub(rf"\g<1>{MASK}", text)
+def redact_text(text: str, names: Names = ()) -> str:
+    """`text` with every URL redacted and every secret-looking (or `names`) `name: value` pair masked."""
+    _, quoted, bare, _ = _patterns(tuple(names))
+    text = _URL.sub(lambda m: redact_url(m.group(0), names), text)
+    text = quoted.sub(rf"\g<1>\g<2>{MASK}\g<2>", text)
+    return bare.sub(rf"\g<1>{MASK}", text)
 
 
-def redact_value(value: Any) -> Any:
+def redact_value(value: Any, names: Names = ()) -> Any:
     """A config value with its secrets masked: strings as `redact_text`, containers item by item."""
     if isinstance(value, str):
-        return redact_text(value)
+        return redact_text(value, names)
     if isinstance(value, dict):
-        return {k: MASK if _SECRET_KEY.fullmatch(str(k)) else redact_value(v) for k, v in value.items()}
+        key = _patterns(tuple(names))[3]
+        return {k: MASK if key.fullmatch(str(k)) else redact_value(v, names) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [redact_value(v) for v in value]
+        return [redact_value(v, names) for v in value]
     return value
 
 
-@functools.cache  # once per process
-def redact_log_records() -> None:
+@functools.cache  # once per process and set of names
+def redact_log_records(names: Tuple[str, ...] = ()) -> None:
     """Every log record of this process (ours, httpx's, dlt's) is redacted when it is created."""
     make_record = logging.getLogRecordFactory()
 
     def redacting(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = make_record(*args, **kwargs)
         message = record.getMessage()
-        redacted = redact_text(message)
+        redacted = redact_text(message, names)
         if redacted != message:
             record.msg, record.args = redacted, ()
         return record

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import difflib
+import os
 import re
 from typing import Any, Callable, Dict, List, Optional, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
@@ -16,8 +18,8 @@ from dlt.common.configuration.specs import BaseConfiguration
 from dlt.common.configuration.utils import get_resolved_traces
 from dlt.common.typing import TSecretStrValue
 
-from .errors import ConfigError, first_line
-from .redact import redact_url, redact_value, without_credentials
+from .errors import ConfigError, cause_chain, first_line
+from .redact import Names, query_names, redact_url, redact_value, without_credentials
 from .tables import table_name
 
 SECTIONS = ("sources", "bulletin")
@@ -48,6 +50,8 @@ class HttpSettings(BaseConfiguration):
     username: Optional[str] = None
     password: Optional[TSecretStrValue] = None
     """HTTP Basic credentials (secrets.toml or env); a base_url's `user:pass@` lands here."""
+    secret_params: Optional[List[str]] = None
+    """Query parameters whose values are masked in every output and store; a base_url's query names land here."""
 
 
 @configspec
@@ -118,22 +122,47 @@ def resolve_settings(**overrides: Any) -> BulletinSettings:
     explicit = {k: v for k, v in overrides.items() if v is not None}
     http_overrides = explicit.pop("http", None)
     try:
+        configured = dlt.config.get(".".join((*SECTIONS, "endpoints"))) if "endpoints" not in explicit else None
+        if isinstance(configured, str) and not configured.lstrip().startswith("["):  # `pages,media`, not JSON
+            explicit["endpoints"] = configured.split(",")
         settings = resolve_configuration(BulletinSettings(), sections=SECTIONS, explicit_value=explicit)
-    except Exception as exc:  # dlt's config errors are multi-line; keep the first line
-        raise ConfigError(f"invalid configuration: {first_line(exc)}") from exc
+    except Exception as exc:  # dlt's config errors are multi-line; keep the first line (a TOML error's is its cause)
+        line = first_line(exc)
+        *_, innermost = cause_chain(exc)
+        raise ConfigError(
+            f"invalid configuration: {line}{' ' + first_line(innermost) if line.endswith(':') else ''}"
+        ) from exc
+    check_config_keys()
     if http_overrides:
         for key, value in http_overrides.items():
             setattr(settings.http, key, value)
     validate(settings)
-    redact_config_traces()
+    redact_config_traces(settings.http.secret_params or ())
     return settings
 
 
-def redact_config_traces() -> None:
+def check_config_keys() -> None:
+    """A misspelled key under [sources.bulletin] (or its http table) in a TOML file is an error: dlt ignores it."""
+    allowed = {"": set(BulletinSettings.get_resolvable_fields()) | {"sites"}}
+    allowed["http."] = set(HttpSettings.get_resolvable_fields())
+    for provider in dlt.config.config_providers:
+        table, _ = (None, None) if provider.is_empty else provider.get_value(SECTIONS[1], Any, None, SECTIONS[0])
+        if not isinstance(table, dict):
+            continue  # environment variables and vaults are looked up by key: they cannot be listed
+        http = table.get("http")
+        tables: Dict[str, Dict[str, Any]] = {"": table, "http.": http if isinstance(http, dict) else {}}
+        for prefix, keys in allowed.items():
+            for key in sorted(set(tables[prefix]) - keys):
+                close = difflib.get_close_matches(key, keys, n=1)
+                hint = f"did you mean {prefix}{close[0]}?" if close else "see the keys in README.md's Configuration"
+                raise ConfigError(f"{provider.name}: unknown key sources.bulletin.{prefix}{key}; {hint}")
+
+
+def redact_config_traces(names: Names = ()) -> None:
     """dlt's run trace keeps the resolved config values (a base_url with user:pass@): redact them."""
     traces = get_resolved_traces()
     for log in (traces.resolved_traces, traces.all_traces):
-        log[:] = [t._replace(value=redact_value(t.value)) for t in log]
+        log[:] = [t._replace(value=redact_value(t.value, names)) for t in log]
 
 
 def validate(settings: BulletinSettings) -> None:
@@ -144,23 +173,27 @@ def validate(settings: BulletinSettings) -> None:
             "or set sources.bulletin.base_url in .dlt/config.toml / SOURCES__BULLETIN__BASE_URL"
         )
     try:
-        if not re.match(r"^https?://[^/\s]+", settings.base_url):
+        if not re.match(r"^https?://[^/\s]+", settings.base_url, re.IGNORECASE):
             raise ValueError
         scheme, netloc, path, query, _ = urlsplit(settings.base_url)
     except ValueError:
         raise ConfigError(
-            f"base_url {redact_url(settings.base_url)!r} is not an http(s) URL; "
+            f"base_url {redact_url(settings.base_url, query_names(settings.base_url))!r} is not an http(s) URL; "
             "expected the REST base, e.g. https://www.example.edu/wp-json/wp/v2/"
         ) from None
+    check_authority(settings.base_url, path)
     # credentials go to the Authorization header, the query to every request's params
     if "@" in netloc:
         userinfo, _, netloc = netloc.rpartition("@")
         username, _, password = userinfo.partition(":")
         settings.http.username, settings.http.password = unquote(username), unquote(password)
-    if query:
-        settings.params = {**(settings.params or {}), **dict(parse_qsl(query, keep_blank_values=True))}
+    if query:  # every value there is a secret (a nonce, a token by any name); params set apart are not
+        pairs = parse_qsl(query, keep_blank_values=True)
+        settings.params = {**(settings.params or {}), **dict(pairs)}
+        settings.http.secret_params = sorted({*(settings.http.secret_params or ()), *(name for name, _ in pairs)})
     settings.base_url = urlunsplit((scheme, netloc, path if path.endswith("/") else path + "/", "", ""))
     settings.site_id = without_credentials(settings.site_id or settings.base_url)
+    settings.bucket_url = checked_bucket_url(settings.bucket_url)
     if not re.fullmatch(r"[a-z0-9_]+", settings.pipeline_name):
         raise ConfigError(f"pipeline_name {settings.pipeline_name!r} may hold only a-z, 0-9 and _ (it names a folder)")
     if settings.http.password and not settings.http.username:
@@ -229,6 +262,43 @@ def _check_tables(endpoints: List[str]) -> None:
                 "(dlt's table names: a-z, 0-9 and _); rename one in collections, its path can stay"
             )
         seen[table] = name
+
+
+def check_authority(url: str, path: str) -> None:
+    """An unencoded `/`, `#` or `?` in a password splits the URL before its `@`: fail now, echoing nothing of it."""
+    try:
+        urlsplit(url).port  # noqa: B018 - parsing the port is the check
+        if "@" not in path:  # a WordPress REST path has none; one there ended a password early
+            return
+    except ValueError:
+        if "@" not in url:
+            raise ConfigError("base_url has a port that is not a number from 0 to 65535") from None
+    raise ConfigError(
+        "credentials in base_url must be percent-encoded (/ as %2F, # as %23, ? as %3F, @ as %40), "
+        "or set them apart as sources.bulletin.http.username and password"
+    )
+
+
+def checked_bucket_url(bucket_url: Optional[str]) -> str:
+    """`bucket_url` with `~` expanded; a typo (`s3:/x`, empty, unknown scheme, no bucket) is an error, not a folder."""
+    value = (bucket_url or "").strip()
+    example = "e.g. s3://my-bucket/prefix, file:///data/lake or a folder such as ./lake"
+    if not value:
+        raise ConfigError(f"bucket_url is empty; leave it unset for the current folder, or give one, {example}")
+    typo = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]+):/*(?!/)(.*)$", value)
+    if typo and "://" not in value:  # `s3:/x`, `s3:x`: a URL missing a slash, not a folder named `s3:`
+        slashes = ":///" if typo[1].lower() == "file" else "://"
+        raise ConfigError(f"bucket_url {value!r} is not a valid URL; did you mean '{typo[1]}{slashes}{typo[2]}'?")
+    if "://" not in value:
+        return os.path.expanduser(value)
+    import fsspec  # dlt's filesystem destination opens the bucket through fsspec
+
+    scheme, _, rest = value.partition("://")
+    if scheme.lower() not in fsspec.available_protocols():
+        raise ConfigError(f"bucket_url {redact_url(value)!r}: unknown scheme {scheme!r}; {example}")
+    if not rest.strip("/"):
+        raise ConfigError(f"bucket_url {value!r} names no bucket or path; {example}")
+    return value
 
 
 def _parse(value: str, what: str, pattern: str, parse: Callable[[str], T], form: str) -> T:

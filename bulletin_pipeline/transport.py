@@ -26,7 +26,7 @@ from requests.structures import CaseInsensitiveDict
 from .answers import check_answer, describe, retry_after, site_now, unreachable, unresolved
 from .digest import DigestSpec, PageColumns, digest_page, page_table, start_workers
 from .errors import ConfigError, WordPressError
-from .redact import redact_url
+from .redact import Names, redact_url
 from .settings import HttpSettings
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,9 @@ class WordPressResponse(requests.Response):
 
     digested: Optional[Callable[[], PageColumns]] = None
 
-    def __init__(self, url: str, response: httpx.Response, content: bytes) -> None:
+    def __init__(self, url: str, response: httpx.Response, content: bytes, secret_params: Names = ()) -> None:
         super().__init__()  # then filled in as requests' own HTTPAdapter.build_response does
+        self.secret_params = secret_params
         self.status_code = response.status_code
         self.headers = CaseInsensitiveDict(response.headers.items())
         self.encoding = "utf-8"
@@ -73,7 +74,7 @@ class WordPressResponse(requests.Response):
         try:
             return page_table(self.digested())
         except ValueError as exc:
-            url = redact_url(str(self.url))
+            url = redact_url(str(self.url), self.secret_params)
             raise WordPressError(
                 f"GET {url} answered a broken page ({exc}); the site or a proxy sent it, run again "
                 "(nothing was committed)",
@@ -94,6 +95,7 @@ class HttpxAdapter(BaseAdapter):
     ) -> None:
         super().__init__()
         self.http = http
+        self.secret_params = tuple(http.secret_params or ())
         verify = _verify(http.verify)  # a bad CA bundle fails before any worker starts
         self._digest_specs = {path.rstrip("/"): spec for path, spec in (digest_specs or {}).items()}
         self._digest_pool: Optional[concurrent.futures.ProcessPoolExecutor] = None
@@ -168,9 +170,10 @@ class HttpxAdapter(BaseAdapter):
         try:
             response = retrying(self._get, url, headers)
         except httpx.TransportError as exc:
-            raise unreachable(url, exc, retrying.statistics.get("attempt_number", 1)) from exc
+            raise unreachable(url, exc, retrying.statistics.get("attempt_number", 1), self.secret_params) from exc
         authenticated = any(k.lower() == "authorization" for k in headers)
-        check_answer(url, response, retrying.statistics.get("attempt_number", 1), authenticated=authenticated)
+        attempts = retrying.statistics.get("attempt_number", 1)
+        check_answer(url, response, attempts, authenticated=authenticated, secret_params=self.secret_params)
         return response
 
     def _get(self, url: str, headers: Dict[str, str]) -> WordPressResponse:
@@ -182,7 +185,7 @@ class HttpxAdapter(BaseAdapter):
                 chunks.append(chunk)
                 if time.monotonic() > deadline:
                     raise httpx.ReadTimeout(f"the answer took longer than {self.http.total_timeout:g}s")
-            answer = WordPressResponse(url, response, b"".join(chunks))
+            answer = WordPressResponse(url, response, b"".join(chunks), self.secret_params)
         with self._lock:
             self.stats.requests += 1
             self.stats.http_versions[response.http_version] += 1
@@ -205,7 +208,8 @@ class HttpxAdapter(BaseAdapter):
         what = describe(outcome.exception()) if outcome and outcome.failed else f"HTTP {outcome.result().status_code}"  # type: ignore[union-attr, arg-type]
         delay = state.next_action.sleep if state.next_action else 0.0
         attempt = f"attempt {state.attempt_number + 1} of {self.http.max_attempts}, in {delay:g}s"
-        log.warning("retrying GET %s: %s (%s)", state.args[0], what, attempt)  # one line, without --verbose too
+        url = redact_url(state.args[0], self.secret_params)
+        log.warning("retrying GET %s: %s (%s)", url, what, attempt)  # one line, without --verbose too
 
     def close(self) -> None:
         self._closing.set()

@@ -97,6 +97,33 @@ def test_bad_input_gives_one_line_and_a_non_zero_exit(lake: Lake, tmp_path, args
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+@pytest.mark.parametrize(
+    "bucket_url, message",
+    [
+        ("s3:/x", "did you mean 's3://x'?"),
+        ("", "bucket_url is empty"),
+        ("gs2://foo/bar", "unknown scheme 'gs2'"),
+        ("s3://", "names no bucket or path"),
+    ],
+)
+def test_a_mistyped_bucket_url_is_an_error_not_a_local_folder(lake: Lake, tmp_path, bucket_url, message):
+    work = tmp_path / "work"
+    work.mkdir()
+    result = cli(*lake_args(lake), "--bucket-url", bucket_url, cwd=work)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not list(work.iterdir()) and not lake.bucket.exists()  # nothing written anywhere
+
+
+def test_a_bucket_url_under_home_is_expanded(lake: Lake, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    result = cli(*lake_args(lake), "--bucket-url", "~/lakeX", cwd=work, env={"HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert list((tmp_path / "lakeX" / "bulletin_raw" / "pages").rglob("*.parquet")) and not list(work.iterdir())
+
+
 def test_missing_base_url_and_unreachable_host(tmp_path):
     result = cli("--bucket-url", str(tmp_path / "lake"), "--pipelines-dir", str(tmp_path / "p"), cwd=tmp_path)
     assert result.returncode == 2 and "base_url is not set" in result.stderr
@@ -150,6 +177,37 @@ def test_config_toml_in_the_working_folder_is_read(lake: Lake, tmp_path):
         f'[sources.bulletin]\nbase_url = "{lake.server.base_url}"\nendpoints = ["media"]\n'
     )
     result = cli("--bucket-url", str(lake.bucket), "--pipelines-dir", str(lake.pipelines_dir), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert lake.rows("media") and not lake.rows("pages")
+
+
+@pytest.mark.parametrize(
+    "toml, message",
+    [
+        ('bucket_uri = "lake"', "config.toml: unknown key sources.bulletin.bucket_uri; did you mean bucket_url?"),
+        ("[sources.bulletin.http]\nmax_conections = 3", "did you mean http.max_connections?"),
+    ],
+)
+def test_a_misspelled_config_key_is_an_error(lake: Lake, tmp_path, toml, message):
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_text(f'[sources.bulletin]\nbase_url = "{lake.server.base_url}"\n{toml}\n')
+    result = cli("--pipelines-dir", str(lake.pipelines_dir), cwd=tmp_path)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "bulletin_raw").exists() and not (tmp_path / "lake").exists()
+
+
+def test_a_broken_config_toml_names_the_line_and_column(tmp_path):
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_text('[sources.bulletin]\nbase_url = "x\n')
+    result = cli("--pipelines-dir", str(tmp_path / "p"), cwd=tmp_path)
+    assert result.returncode == 2 and "at line 2 col 13" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_comma_separated_endpoints_from_the_environment_and_an_upper_case_scheme(lake: Lake, tmp_path):
+    upper = lake.server.base_url.replace("http://", "HTTP://", 1)
+    result = cli(*lake_args(lake), "--base-url", upper, cwd=tmp_path, env={"SOURCES__BULLETIN__ENDPOINTS": "media"})
     assert result.returncode == 0, result.stderr
     assert lake.rows("media") and not lake.rows("pages")
 

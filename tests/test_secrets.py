@@ -175,6 +175,43 @@ def test_secret_query_values_are_sent_and_never_printed_or_stored(auth_site: Aut
     assert_nowhere([API_KEY, TOKEN, PASSWORD], outputs, pipelines, lake)
 
 
+def test_every_value_of_the_base_urls_query_is_a_secret_whatever_its_name(auth_site: AuthSite, tmp_path):
+    """`_wpnonce` and `jwt` do not look secret by name, but came in base_url: masked like `token`;
+    params configured apart (`context`) are not secret unless their names look it."""
+    lake, pipelines = tmp_path / "lake", tmp_path / "pipelines"
+    nonce, jwt = "NONCE987-in-base-url", "JWTABC-in-base-url"
+    base_url = auth_site.base_url(query=f"?token={API_KEY}&_wpnonce={nonce}&jwt={jwt}")
+    environment = {"SOURCES__BULLETIN__PARAMS": json.dumps({"context": "view"}), "RUNTIME__LOG_LEVEL": "INFO"}
+    where = ["--base-url", base_url, "--bucket-url", str(lake), "--pipelines-dir", str(pipelines)]
+    outputs: Dict[str, str] = {}
+
+    loaded = cli(*where, "--verbose", cwd=tmp_path, env=environment)
+    assert loaded.returncode == 0 and "260 records loaded" in loaded.stdout, loaded.stderr
+    assert {(q["_wpnonce"], q["jwt"]) for _, _, q in auth_site.seen} == {(nonce, jwt)}
+    outputs["verbose load"] = loaded.stdout + loaded.stderr
+    failed = cli(*where, "--endpoints", "pages,courses", cwd=tmp_path, env=environment)
+    assert failed.returncode == 1 and "404 rest_no_route" in failed.stderr, failed.stderr
+    line = re.search(r"courses\?\S*", failed.stderr)
+    assert line and {"_wpnonce=***", "jwt=***", "context=view"} <= set(line[0].split("&")), failed.stderr
+    outputs["failed run"] = failed.stdout + failed.stderr
+    outputs.update({f"{k} (failed)": v for k, v in inspect(pipelines, tmp_path).items()})
+    reconciled = cli("reconcile", *where, "--endpoints", "pages,courses", "--verbose", cwd=tmp_path, env=environment)
+    assert reconciled.returncode == 1 and "courses: sweep incomplete" in reconciled.stdout, reconciled.stderr
+    outputs["reconcile"] = reconciled.stdout + reconciled.stderr
+
+    assert_nowhere([nonce, jwt, API_KEY, PASSWORD], outputs, pipelines, lake)
+
+
+@pytest.mark.parametrize("separator", ["/", "#", "?"])
+def test_an_unencoded_password_is_an_error_that_echoes_none_of_it(auth_site: AuthSite, tmp_path, separator):
+    lake, pipelines = tmp_path / "lake", tmp_path / "pipelines"
+    base_url = auth_site.base_url(userinfo=f"{USER}:Pa{separator}SSWD9@")
+    result = cli("--base-url", base_url, "--bucket-url", str(lake), "--pipelines-dir", str(pipelines), cwd=tmp_path)
+    assert result.returncode == 2 and "credentials in base_url must be percent-encoded" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not auth_site.seen, result.stderr
+    assert_nowhere([f"{USER}:Pa", "SSWD9"], {"run": result.stdout + result.stderr}, tmp_path)
+
+
 def test_a_state_stored_with_credentials_in_the_site_id_is_the_same_site(auth_site: AuthSite, tmp_path):
     """States written before credentials were kept out of the site id still match the site, and
     the next run stores the id without them."""
@@ -209,6 +246,11 @@ def test_a_state_stored_with_credentials_in_the_site_id_is_the_same_site(auth_si
 def test_redact_url(url, redacted):
     assert redact_url(url) == redacted
     assert redact_text(f"error: GET {url} answered 404") == f"error: GET {redacted} answered 404"
+
+
+def test_redact_url_masks_the_values_of_the_names_it_is_given():
+    assert redact_url("http://h/x?jwt=J&id=1&a+b=C", ["jwt", "a b"]) == "http://h/x?jwt=***&id=1&a+b=***"
+    assert redact_text("params {'_wpnonce': 'N', 'page': 2}", ["_wpnonce"]) == "params {'_wpnonce': '***', 'page': 2}"
 
 
 def test_redact_text_masks_secret_values_in_config_dumps():
