@@ -99,6 +99,8 @@ def child_env() -> Dict[str, str]:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = PYCACHE
     env["RUNTIME__DLTHUB_TELEMETRY"] = "false"  # loopback only: no anonymous telemetry from dlt
+    # as our CLI and a plain install: dlt would import Airflow (the dev group's, for the orchestrator tests)
+    env.setdefault("PROVIDERS__ENABLE_AIRFLOW_SECRETS", "false")
     env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
     return env
