@@ -171,10 +171,11 @@ def check_site(pipeline: dlt.Pipeline, settings: BulletinSettings) -> None:
     # states written before credentials were kept out of the site id hold them: same site
     site = without_credentials(source_state_value(pipeline, "site") or "")
     if site and site != settings.site_id:
+        where = f"--pipelines-dir {settings.pipelines_dir} " if settings.pipelines_dir else ""
         raise ConfigError(
             f"the stored state of pipeline {pipeline.pipeline_name} belongs to {site!r}, not {settings.site_id!r}; "
             "use another --bucket-url and --pipelines-dir for this site, or reset the old state with "
-            f"`uv run dlt pipeline {pipeline.pipeline_name} drop --drop-all` (and remove its lake folder)"
+            f"`uv run dlt pipeline {where}{pipeline.pipeline_name} drop --drop-all` (and remove its lake folder)"
         )
 
 

@@ -225,6 +225,7 @@ def test_demo_runs_from_an_empty_folder(tmp_path):
         "--base-url", "http://127.0.0.1:9/wp-json/wp/v2/", "--pipelines-dir", str(tmp_path / "pipelines"), cwd=tmp_path
     )
     assert other.returncode == 2 and "belongs to 'demo" in other.stderr
+    assert f"dlt pipeline --pipelines-dir {tmp_path / 'pipelines'} bulletin_pipeline drop" in other.stderr, other.stderr
 
 
 @pytest.mark.parametrize(
