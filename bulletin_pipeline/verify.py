@@ -71,6 +71,7 @@ class TableReport:
     drift: int = 0  # files whose columns are not the contract's
     unfinished: int = 0  # files of loads without a `_dlt_loads` entry
     original: int = 0  # files the original pipeline wrote (no load id, its columns): checked by its contract
+    absent: bool = False  # an endpoint with no file and no stored cursor: a typo in --endpoints?
     bad_hash: int = 0  # rows
     not_json: int = 0  # rows
     id_differs: int = 0  # rows
@@ -117,7 +118,6 @@ class VerifyReport:
     faults: List[Fault] = field(default_factory=list)
     lock_note: Optional[str] = None
     seconds: float = 0.0
-    absent: List[str] = field(default_factory=list)  # endpoints with no file and no cursor: a typo?
 
     @property
     def clean(self) -> bool:
@@ -132,10 +132,11 @@ class VerifyReport:
         if self.clean:
             return "clean"
         per_table = []
-        for table in [t.table for t in self.tables]:
+        for t in self.tables:
+            table = t.table
             files = sum(f.table == table and f.file is not None for f in self.faults)
             cursor = any(f.table == table and f.file is None for f in self.faults)
-            if table in self.absent:
+            if t.absent:
                 per_table.append(f"{table}: not in the lake")
             elif files or cursor:
                 per_table.append(f"{table}: {files} file(s)" + (" and its cursor" if cursor else ""))
@@ -169,14 +170,15 @@ def verify_lake(
                 raise DestinationError(f"cannot read the lake at {root.url}: {exc}") from exc
             restore_state(pipeline)
             report = VerifyReport(root.url, [], lock_note=lock_note)
-            checker = _Checker(root, completed, sum(len(f) for f in files.values()), progress)
-            checker.baseline = settings.default_baseline_datetime
+            total = sum(len(f) for f in files.values())
+            checker = _Checker(root, completed, total, progress, settings.default_baseline_datetime)
             for table in tables:
                 incremental = table in settings.endpoints and settings.collection(table).incremental
                 cursor = stored_cursor(pipeline, table) if incremental else None
-                report.tables.append(checker.table(table, files[table], incremental, cursor, report.faults))
+                table_report = checker.table(table, files[table], incremental, cursor, report.faults)
+                report.tables.append(table_report)
                 if table in settings.endpoints and not files[table] and cursor is None:
-                    report.absent.append(table)
+                    table_report.absent = True
                     problem = "not in the lake: no file and no stored cursor (check --endpoints)"
                     report.faults.append(Fault(table, None, [problem]))
     report.seconds = round(time.monotonic() - started, 3)
@@ -186,14 +188,16 @@ def verify_lake(
 class _Checker:
     """Reads files one by one, counting into the table's report; faults land in `faults`."""
 
-    def __init__(self, root: LakeRoot, completed: set, total: int, progress: Optional[VerifyProgress]) -> None:
+    def __init__(
+        self, root: LakeRoot, completed: set, total: int, progress: Optional[VerifyProgress], baseline: str
+    ) -> None:
         self.root = root
         self.completed = completed
         self.total = total
         self.done = 0
         self.rows = 0
         self.progress = progress
-        self.baseline = ""  # a cursor not past it was never moved by a record (an empty collection)
+        self.baseline = baseline  # a cursor not past it was never moved by a record (an empty collection)
 
     def table(
         self, table: str, files: List[LakeFile], incremental: bool, cursor: Optional[str], faults: List[Fault]
